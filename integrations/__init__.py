@@ -1,0 +1,1 @@
+"""Edges to the outside world: X12, clearinghouse, storage, PDF, agency formats."""

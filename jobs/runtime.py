@@ -1,0 +1,39 @@
+"""What a job function needs in the worker process: the database, storage and dispatcher, built once per process
+from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from redis import Redis
+
+from integrations.storage import Storage
+from jobs.queues import Dispatcher
+from medbill.config import Settings
+from tenants.db import Database
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    storage: Storage
+    dispatcher: Dispatcher
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    from medbill.services import make_storage
+
+    redis = Redis.from_url(settings.redis_url)
+    return Runtime(
+        settings=settings,
+        db=Database(settings.database_url, pool_size=2),
+        storage=make_storage(settings),
+        dispatcher=Dispatcher(redis),
+    )
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    return build_runtime(Settings.from_env().ensure_secret_key())

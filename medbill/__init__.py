@@ -1,0 +1,1 @@
+"""medbill: the composition root. Configuration, the Flask app factory and the `medbill` CLI live here."""

@@ -1,0 +1,98 @@
+"""The Flask app factory: wires settings, services (database, Redis, storage, dispatcher), the API and the portal."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask
+from flask_smorest import Api
+from flask_wtf.csrf import CSRFProtect
+from redis import Redis
+
+from api import auth, files, health, jobs, patients, practices
+from api import errors as api_errors
+from api.schemas import ErrorSchema
+from api.security import close_session, enforce, unguarded_routes
+from integrations.storage import Storage
+from jobs.queues import Dispatcher
+from medbill.config import Settings
+from medbill.services import make_database, make_redis, make_storage
+from tenants.db import Database
+
+API_BLUEPRINTS = (auth.blp, health.blp, practices.blp, patients.blp, jobs.blp)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    redis: Redis
+    storage: Storage
+    dispatcher: Dispatcher
+
+
+class MedbillApi(Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error):
+        return api_errors.http_exception_response(error)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = (settings or Settings.from_env()).ensure_secret_key()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask("medbill", template_folder=None)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=25 * 1024 * 1024,
+        SESSION_COOKIE_NAME="medbill_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        API_TITLE="medbill",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearerAuth": []}],
+            "info": {"description": "Multi-tenant medical billing: practices, patients, claims, remittances."},
+        },
+    )
+    redis = make_redis(settings)
+    services = Services(
+        settings=settings,
+        db=make_database(settings),
+        redis=redis,
+        storage=make_storage(settings),
+        dispatcher=Dispatcher(redis),
+    )
+    app.extensions["medbill"] = services
+
+    api = MedbillApi(app)
+    for blp in API_BLUEPRINTS:
+        api.register_blueprint(blp)
+    app.register_blueprint(files.blp)
+
+    csrf = CSRFProtect(app)
+    for blp in API_BLUEPRINTS:
+        csrf.exempt(blp)  # bearer tokens, not cookies: nothing for a cross-site form to ride on
+
+    from portal.views import bp as portal_bp
+
+    app.register_blueprint(portal_bp)
+
+    app.before_request(enforce)
+    app.teardown_request(close_session)
+    api_errors.register(app)
+
+    missing = unguarded_routes(app)
+    if missing:
+        raise RuntimeError(f"API routes without an access policy: {', '.join(missing)}")
+    return app

@@ -1,0 +1,82 @@
+"""Settings read from environment variables: the one place that knows which servers medbill talks to."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. `database_url`/`redis_url` None means: use the embedded servers."""
+
+    data_dir: Path
+    database_url: str | None = None
+    redis_url: str | None = None
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_prefix: str = ""
+    s3_sse: str | None = "AES256"
+    secret_key: str = ""
+    access_token_ttl: int = 3600
+    secure_cookies: bool = True
+    public_url: str = "http://127.0.0.1:8000"
+    db_pool_size: int = 5
+    log_level: str = "INFO"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("MEDBILL_DATA_DIR") or "./var").resolve()
+        sse = env.get("S3_SSE", "AES256")
+        return cls(
+            data_dir=data_dir,
+            database_url=_normalise_db_url(env.get("DATABASE_URL") or None),
+            redis_url=env.get("REDIS_URL") or None,
+            s3_bucket=env.get("S3_BUCKET") or None,
+            s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+            s3_region=env.get("S3_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            s3_prefix=env.get("S3_PREFIX", ""),
+            s3_sse=None if sse.lower() in {"", "none"} else sse,
+            secret_key=env.get("MEDBILL_SECRET_KEY", ""),
+            access_token_ttl=int(env.get("MEDBILL_ACCESS_TOKEN_TTL", "3600")),
+            secure_cookies=_bool(env.get("MEDBILL_SECURE_COOKIES"), True),
+            public_url=env.get("MEDBILL_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            db_pool_size=int(env.get("MEDBILL_DB_POOL_SIZE", "5")),
+            log_level=env.get("MEDBILL_LOG_LEVEL", "INFO"),
+        )
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    def ensure_secret_key(self) -> Settings:
+        """Production must set MEDBILL_SECRET_KEY; the embedded default keeps a generated one in its data dir."""
+        if self.secret_key:
+            return self
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return replace(self, secret_key=path.read_text().strip())
+
+
+def _normalise_db_url(url: str | None) -> str | None:
+    """Accept the usual postgres:// forms and always use psycopg 3."""
+    if url is None:
+        return None
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

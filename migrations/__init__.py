@@ -1,0 +1,1 @@
+"""Alembic migrations: `shared/` for the registry, `tenant/` for the tables of every practice schema."""

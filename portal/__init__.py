@@ -1,0 +1,1 @@
+"""Server-rendered pages for billers, client doctors and collection agencies."""

@@ -1,0 +1,82 @@
+"""The database engine and the one way to open sessions: `shared_session()` for the registry,
+`tenant_session(slug)` for a practice's schema (chosen with schema_translate_map, never a pooled search_path)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+
+
+def validate_slug(slug: str) -> str:
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        raise ValueError(
+            f"invalid slug {slug!r}: use 2-41 characters, lowercase letters, digits and '_', starting with a letter"
+        )
+    return slug
+
+
+def schema_for(slug: str) -> str:
+    """Schema names only ever come from validated slugs."""
+    return f"practice_{validate_slug(slug)}"
+
+
+class Database:
+    """Owns the engine (one pool per process) and hands out sessions."""
+
+    def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
+            pool_pre_ping=True,
+            # Recycling bounds per-backend catalog caches, which grow with every tenant schema a connection touches.
+            pool_recycle=900,
+            echo=echo,
+            # A search_path that finds no tenant table: unqualified SQL against tenant tables fails loudly
+            # instead of silently reading whichever schema a pooled connection last pointed at.
+            connect_args={"options": "-c search_path=pg_catalog"},
+        )
+        engine = self.engine
+        # Forked workers must not reuse the parent's sockets.
+        os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one option-engine per schema, bounded; Database lives for the process
+    def tenant_engine(self, slug: str) -> Engine:
+        return self.engine.execution_options(schema_translate_map={None: schema_for(slug)})
+
+    @contextmanager
+    def shared_session(self) -> Iterator[Session]:
+        session = Session(bind=self.engine, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    @contextmanager
+    def tenant_session(self, slug: str) -> Iterator[Session]:
+        session = Session(bind=self.tenant_engine(slug), expire_on_commit=False, info={"practice_slug": slug})
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def set_local_search_path(session: Session, slug: str) -> None:
+    """For raw SQL inside a tenant transaction: scoped to the transaction, so it cannot leak to the pool."""
+    session.execute(text(f'SET LOCAL search_path TO "{schema_for(slug)}", pg_catalog'))

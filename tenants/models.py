@@ -1,0 +1,155 @@
+"""Shared-schema registry: billing companies, practices, users, memberships, API tokens, collection agencies,
+and the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tenants.orm import SharedBase, utcnow_column
+
+ROLES = ("company_admin", "biller", "doctor", "agency")
+PRACTICE_STATUSES = ("active", "suspended", "archived")
+
+
+class BillingCompany(SharedBase):
+    __tablename__ = "billing_companies"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(41), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = utcnow_column()
+
+
+class Practice(SharedBase):
+    __tablename__ = "practices"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended', 'archived')", name="status"),
+        CheckConstraint("schema_name = 'practice_' || slug", name="schema_name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("billing_companies.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(41), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    schema_name: Mapped[str] = mapped_column(String(63), unique=True)
+    status: Mapped[str] = mapped_column(String(20), server_default="active")
+    settings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = utcnow_column()
+
+    company: Mapped[BillingCompany] = relationship(lazy="joined")
+
+
+class User(SharedBase):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # Stored lowercased so the unique constraint is case-insensitive.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(server_default=text("true"))
+    created_at: Mapped[datetime] = utcnow_column()
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
+
+
+class CollectionAgency(SharedBase):
+    __tablename__ = "collection_agencies"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(41), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = utcnow_column()
+
+
+class AgencyPractice(SharedBase):
+    """Which practices an agency takes placements from."""
+
+    __tablename__ = "agency_practices"
+
+    agency_id: Mapped[int] = mapped_column(ForeignKey("collection_agencies.id", ondelete="CASCADE"), primary_key=True)
+    practice_id: Mapped[int] = mapped_column(
+        ForeignKey("practices.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Membership(SharedBase):
+    """A user's role: over a billing company (admin, biller), one practice (doctor) or one agency (agency)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        CheckConstraint(
+            "(role IN ('company_admin', 'biller') AND company_id IS NOT NULL AND practice_id IS NULL"
+            " AND agency_id IS NULL)"
+            " OR (role = 'doctor' AND practice_id IS NOT NULL AND company_id IS NULL AND agency_id IS NULL)"
+            " OR (role = 'agency' AND agency_id IS NOT NULL AND company_id IS NULL AND practice_id IS NULL)",
+            name="role_scope",
+        ),
+        UniqueConstraint(
+            "user_id", "role", "company_id", "practice_id", "agency_id", postgresql_nulls_not_distinct=True
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("billing_companies.id", ondelete="CASCADE"))
+    practice_id: Mapped[int | None] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("collection_agencies.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = utcnow_column()
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class ApiToken(SharedBase):
+    """Bearer credentials, stored only as a SHA-256 of the secret. `kind`: access (short-lived, from a login),
+    api (long-lived, for integrations, created by an admin), portal (a browser session)."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint("kind IN ('access', 'api', 'portal')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(100), server_default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = utcnow_column()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class AuditEntry(SharedBase):
+    """Who did what to which object of which practice, and when. Append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_practice_at", "practice_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = utcnow_column()
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    practice_id: Mapped[int | None] = mapped_column(ForeignKey("practices.id", ondelete="SET NULL"))
+    object_type: Mapped[str] = mapped_column(String(50))
+    object_id: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    ip: Mapped[str | None] = mapped_column(Text)
