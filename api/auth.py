@@ -110,7 +110,7 @@ def create_api_token(body):
     return {**{c: getattr(token, c) for c in ApiTokenOut().fields}, "token": raw}
 
 
-@blp.route("/tokens/<int:token_id>", methods=["DELETE"])
+@blp.route("/tokens/<id:token_id>", methods=["DELETE"])
 @policy("tokens:admin")
 @blp.response(204)
 def delete_api_token(token_id: int):

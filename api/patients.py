@@ -94,7 +94,7 @@ def create_patient(body, slug: str):
     return patient
 
 
-@blp.route("/patients/<int:patient_id>", methods=["GET"])
+@blp.route("/patients/<id:patient_id>", methods=["GET"])
 @policy("patients:read")
 @blp.response(200, PatientOut)
 def get_patient(slug: str, patient_id: int):
@@ -105,7 +105,7 @@ def get_patient(slug: str, patient_id: int):
     return patient
 
 
-@blp.route("/patients/<int:patient_id>", methods=["PATCH"])
+@blp.route("/patients/<id:patient_id>", methods=["PATCH"])
 @policy("patients:write")
 @blp.arguments(PatientPatch(partial=True))
 @blp.response(200, PatientOut)
@@ -154,7 +154,7 @@ def create_import(slug: str):
     return {"import_id": imp.id, "job_id": job_id, "status": imp.status, "duplicate": not created}
 
 
-@blp.route("/patients/imports/<int:import_id>", methods=["GET"])
+@blp.route("/patients/imports/<id:import_id>", methods=["GET"])
 @policy("patients:read")
 @blp.response(200, ImportOut)
 def get_import(slug: str, import_id: int):

@@ -12,6 +12,7 @@ from redis import Redis
 
 from api import auth, files, health, jobs, patients, practices
 from api import errors as api_errors
+from api.converters import ID_SCHEMA, IdConverter
 from api.schemas import ErrorSchema
 from api.security import close_session, enforce, unguarded_routes
 from integrations.storage import Storage
@@ -75,7 +76,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["medbill"] = services
 
+    app.url_map.converters["id"] = IdConverter
     api = MedbillApi(app)
+    api.register_converter(IdConverter, lambda _converter: dict(ID_SCHEMA))
     for blp in API_BLUEPRINTS:
         api.register_blueprint(blp)
     app.register_blueprint(files.blp)

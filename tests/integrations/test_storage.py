@@ -6,7 +6,6 @@ import hashlib
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,33 +23,10 @@ from integrations.storage import (
     practice_key,
     storage_from_settings,
 )
-from tests.s3server import free_port, start_moto_server, stop_moto_server
+from tests.s3server import free_port
 
 KEY = "practices/acme/imports/2026/abc.csv"
 DATA = b"id,amount\n1,12.50\n"
-
-
-@pytest.fixture(scope="session")
-def aws_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        # Keep a developer's real profile/config out of the tests.
-        mp.delenv("AWS_PROFILE", raising=False)
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-        yield
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(aws_env: None) -> Iterator[str]:
-    url, proc = start_moto_server()
-    try:
-        yield url
-    finally:
-        stop_moto_server(proc)
 
 
 @pytest.fixture()
