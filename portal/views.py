@@ -1,5 +1,427 @@
-"""Portal pages (placeholder until the portal shell lands)."""
+"""The portal shell: server-rendered sign-in and sign-out, a practice switcher and one home page per role.
 
-from flask import Blueprint
+Who is signed in is resolved in one place (`_load_signed_in_user`, a before-request hook of this blueprint): the
+flask session holds only the raw portal token; every request resolves it through tenants.auth and builds the
+Principal through tenants.authz. Practice data is read only through `tenant_db(access)`, i.e. after
+tenants.authz.resolve_practice granted access, in a session bound to exactly that practice's schema.
 
-bp = Blueprint("portal", __name__)
+Error pages are blueprint-scoped (they apply to portal routes only), so the API's JSON errors are untouched."""
+
+from __future__ import annotations
+
+import logging
+import math
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from billing.models import Patient
+from billing.patients import list_patients
+from medbill.errors import DomainError, Forbidden, NotFound, Unauthorized
+from tenants import audit
+from tenants.auth import authenticate, issue_token, resolve_token, revoke_token
+from tenants.authz import PracticeAccess, Principal, load_principal, resolve_practice, visible_practices
+from tenants.models import Practice
+
+log = logging.getLogger("medbill.portal")
+
+bp = Blueprint(
+    "portal",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/portal/static",
+)
+
+PORTAL_TTL_SECONDS = 8 * 3600
+PATIENTS_PER_PAGE = 25
+MAX_PAGE = 100_000
+TOKEN_KEY = "portal_token"
+PRACTICE_KEY = "practice_slug"
+# Endpoints reachable without signing in.
+PUBLIC_ENDPOINTS = frozenset({"portal.login", "portal.static"})
+# Most capable first: a user with several roles gets the home page of the first one they hold.
+ROLE_ORDER = ("company_admin", "biller", "doctor", "agency")
+ROLE_LABELS = {
+    "company_admin": "Company admin",
+    "biller": "Biller",
+    "doctor": "Doctor",
+    "agency": "Collection agency",
+}
+WORK_QUEUES = (
+    ("Scrub errors", "Claims that fail edits before submission."),
+    ("Rejections", "Claims the clearinghouse or payer rejected as unprocessable."),
+    ("Denials", "Adjudicated claims the payer denied, grouped by reason code."),
+    ("Underpayments", "Payments below the contracted amount."),
+    ("Posting exceptions", "Remittance lines that could not be posted automatically."),
+    ("Follow-up", "Claims with no payer response past their follow-up date."),
+    ("Statement candidates", "Patient balances ready for a statement."),
+    ("Collection candidates", "Balances past the practice's collection threshold."),
+)
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+ERROR_TEXT = {
+    400: ("Request not accepted", "The form could not be processed. Go back, reload the page and try again."),
+    403: ("Not allowed", "Your role does not give you access to this page."),
+    404: ("Page not found", "There is no such page, or it is not one you have access to."),
+    405: ("Not allowed", "This page cannot be used that way."),
+    413: ("Too large", "What you sent is larger than medbill accepts."),
+    500: ("Something went wrong", "The error has been logged. Please try again in a moment."),
+}
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(
+        "Email",
+        validators=[DataRequired(message="Enter your email address."), Length(max=254, message="Email is too long.")],
+        render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "none"},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(message="Enter your password."), Length(max=1000, message="Password is too long.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+# --- database sessions: opened here, closed in teardown -------------------------------------------------------------
+
+
+def _services():
+    return current_app.extensions["medbill"]
+
+
+def db() -> Session:
+    """The request's shared-registry session (opened on first use)."""
+    if "portal_db" not in g:
+        ctx = _services().db.shared_session()
+        g.portal_db = ctx.__enter__()
+        g.portal_db_ctxs = [*g.get("portal_db_ctxs", []), ctx]
+    return g.portal_db
+
+
+def tenant_db(access: PracticeAccess) -> Session:
+    """A session bound to the schema of a practice the caller was granted (resolve_practice) access to."""
+    sessions = g.setdefault("portal_tenant_dbs", {})
+    if access.slug not in sessions:
+        ctx = _services().db.tenant_session(access.slug)
+        sessions[access.slug] = ctx.__enter__()
+        g.portal_db_ctxs = [*g.get("portal_db_ctxs", []), ctx]
+    return sessions[access.slug]
+
+
+@bp.teardown_request
+def _close_sessions(_exc=None) -> None:
+    for ctx in reversed(g.pop("portal_db_ctxs", [])):
+        ctx.__exit__(None, None, None)
+    g.pop("portal_db", None)
+    g.pop("portal_tenant_dbs", None)
+
+
+# --- who is signed in -----------------------------------------------------------------------------------------------
+
+
+def principal() -> Principal:
+    return g.portal_principal
+
+
+def primary_role(p: Principal) -> str | None:
+    return next((role for role in ROLE_ORDER if role in p.roles), None)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """A local portal path to return to after signing in; anything else (other hosts, the API) is dropped."""
+    if not target or len(target) > 500 or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path.startswith(("/api/", "/login", "/logout")):
+        return None
+    return target
+
+
+def _to_login(message: str | None = None):
+    if message:
+        flash(message, "info")
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    if target in ("/", "/home"):
+        target = None
+    return redirect(url_for("portal.login", next=_safe_next(target)))
+
+
+@bp.before_request
+def _load_signed_in_user():
+    """The one place that decides who is signed in."""
+    g.portal_principal = None
+    g.portal_token_id = None
+    if request.endpoint == "portal.static":
+        return None
+    raw = session.get(TOKEN_KEY)
+    if not raw:
+        return None if request.endpoint in PUBLIC_ENDPOINTS else _to_login()
+    found = resolve_token(db(), raw)
+    if found is None or found[1].kind != "portal":
+        session.clear()
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        return _to_login("Your session has ended. Please sign in again.")
+    user, token = found
+    g.portal_principal = load_principal(user, token.id)
+    g.portal_token_id = token.id
+    return None
+
+
+@bp.after_request
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "portal.static":
+        # Pages may show PHI: never store them in a browser or proxy cache.
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+        response.vary.add("Cookie")
+    return response
+
+
+@bp.context_processor
+def _template_globals():
+    p = g.get("portal_principal")
+    role = primary_role(p) if p else None
+    return {
+        "me": p,
+        "role": role,
+        "role_label": ROLE_LABELS.get(role or "", ""),
+        "selected_practice_slug": session.get(PRACTICE_KEY) if p else None,
+    }
+
+
+# --- errors (portal routes only) ------------------------------------------------------------------------------------
+
+
+def render_error(status: int, message: str | None = None):
+    title, default = ERROR_TEXT.get(status, ("Error", "The request could not be completed."))
+    return render_template("portal/error.html", status=status, title=title, message=message or default), status
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(exc: DomainError):
+    if isinstance(exc, Unauthorized):
+        session.clear()
+        return _to_login("Please sign in.")
+    if isinstance(exc, NotFound):
+        return render_error(404)
+    if isinstance(exc, Forbidden):
+        return render_error(403)
+    return render_error(exc.status if exc.status in ERROR_TEXT else 400)
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_error(_exc: CSRFError):
+    return render_error(400, "This form has expired or was not sent from medbill. Reload the page and try again.")
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    if exc.code is None or exc.code < 400:
+        return exc
+    return render_error(exc.code)
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception):
+    # The path holds at most a practice slug and page number: no PHI. The message of `exc` is not logged as text.
+    log.exception("unhandled portal error on %s %s", request.method, request.path)
+    return render_error(500)
+
+
+# --- practices ------------------------------------------------------------------------------------------------------
+
+
+def switchable_practices(p: Principal, role: str | None) -> list[Practice]:
+    """The practices the switcher offers: a company's practices to its billers and admins, a doctor's own."""
+    if role in ("company_admin", "biller"):
+        return [pr for pr in visible_practices(db(), p) if pr.company_id in p.company_roles]
+    if role == "doctor":
+        return [pr for pr in visible_practices(db(), p) if pr.id in p.practice_roles]
+    return []
+
+
+def _selected(practices: list[Practice]) -> Practice | None:
+    slug = session.get(PRACTICE_KEY)
+    chosen = next((pr for pr in practices if pr.slug == slug), None)
+    if chosen is None:
+        # Nothing chosen yet, or no longer one of theirs: the first practice, remembered for the navigation.
+        chosen = practices[0] if practices else None
+        if chosen is None:
+            session.pop(PRACTICE_KEY, None)
+        else:
+            session[PRACTICE_KEY] = chosen.slug
+    return chosen
+
+
+# --- routes ---------------------------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("portal.home"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    next_url = _safe_next(request.args.get("next"))
+    if g.portal_principal is not None:
+        return redirect(next_url or url_for("portal.home"))
+    form = LoginForm()
+    failed = False
+    if form.validate_on_submit():
+        s = db()
+        user = authenticate(s, form.email.data, form.password.data)
+        if user is None:
+            failed = True
+            s.rollback()
+        else:
+            raw, token = issue_token(s, user, kind="portal", ttl_seconds=PORTAL_TTL_SECONDS)
+            audit.record(
+                s,
+                user_id=user.id,
+                practice_id=None,
+                object_type="session",
+                object_id=token.id,
+                action="login",
+                ip=request.remote_addr,
+            )
+            s.commit()
+            session.clear()  # a fresh session: nothing set before signing in survives (fixation)
+            session[TOKEN_KEY] = raw
+            session.permanent = True
+            return redirect(next_url or url_for("portal.home"))
+    form.password.data = ""
+    return render_template("portal/login.html", form=form, failed=failed, next_url=next_url)
+
+
+@bp.get("/logout")
+def logout_confirm():
+    """Signing out changes state, so it takes a POST; a typed-in /logout gets a page with the button."""
+    return render_template("portal/logout.html")
+
+
+@bp.post("/logout")
+def logout():
+    s = db()
+    p = principal()
+    revoke_token(s, g.portal_token_id)
+    audit.record(
+        s,
+        user_id=p.user_id,
+        practice_id=None,
+        object_type="session",
+        object_id=g.portal_token_id,
+        action="logout",
+        ip=request.remote_addr,
+    )
+    s.commit()
+    session.clear()
+    flash("You have signed out.", "info")
+    return redirect(url_for("portal.login"))
+
+
+@bp.get("/home")
+def home():
+    p = principal()
+    role = primary_role(p)
+    if role in ("company_admin", "biller"):
+        return _biller_home(p, role)
+    if role == "doctor":
+        return _doctor_home(p, role)
+    if role == "agency":
+        return render_template("portal/home_agency.html", practices=visible_practices(db(), p))
+    return render_template("portal/home_none.html")
+
+
+def _biller_home(p: Principal, role: str):
+    practices = switchable_practices(p, role)
+    current = _selected(practices)
+    patient_count = None
+    access = None
+    if current is not None:
+        access = resolve_practice(db(), p, current.slug, "practice:read")
+        if access.can("patients:read") and not access.placed_only:
+            patient_count = tenant_db(access).scalar(select(func.count()).select_from(Patient))
+    return render_template(
+        "portal/home_biller.html",
+        practices=practices,
+        current=current,
+        access=access,
+        patient_count=patient_count,
+        queues=WORK_QUEUES,
+    )
+
+
+def _doctor_home(p: Principal, role: str):
+    practices = switchable_practices(p, role)
+    current = _selected(practices)
+    if current is not None:
+        resolve_practice(db(), p, current.slug, "reports:read")
+    return render_template("portal/home_doctor.html", practices=practices, current=current)
+
+
+@bp.post("/practice")
+def switch_practice():
+    p = principal()
+    slug = request.form.get("practice", "")
+    access = resolve_practice(db(), p, slug, "practice:read")  # someone else's practice: 404
+    if access.slug not in {pr.slug for pr in switchable_practices(p, primary_role(p))}:
+        raise NotFound(f"practice {slug!r} not found")
+    session[PRACTICE_KEY] = access.slug
+    flash(f"Now working in {access.name}.", "info")
+    return redirect(url_for("portal.home"))
+
+
+def _page_arg() -> int:
+    try:
+        page = int(request.args.get("page", "1"))
+    except ValueError:
+        return 1
+    return min(max(page, 1), MAX_PAGE)
+
+
+@bp.get("/practices/<slug>/patients")
+def patients(slug: str):
+    access = resolve_practice(db(), principal(), slug, "patients:read")
+    page = _page_arg()
+    s = tenant_db(access)
+    rows, total = list_patients(s, access, page=page, per_page=PATIENTS_PER_PAGE)
+    s.commit()  # the audit entry list_patients wrote
+    pages = max(1, math.ceil(total / PATIENTS_PER_PAGE))
+    return render_template(
+        "portal/patients.html",
+        access=access,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        first_index=(page - 1) * PATIENTS_PER_PAGE + 1,
+        per_page=PATIENTS_PER_PAGE,
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from alembic.config import Config
@@ -29,12 +30,18 @@ def _config(kind: str) -> Config:
     return cfg
 
 
+@lru_cache(maxsize=8)
+def _scripts(kind: str, location: str) -> ScriptDirectory:
+    # Parsing the revision files costs more than a no-op schema upgrade; do it once per process.
+    return ScriptDirectory.from_config(_config(kind))
+
+
 def shared_scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config("shared"))
+    return _scripts("shared", str(MIGRATIONS_DIR))
 
 
 def tenant_scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config("tenant"))
+    return _scripts("tenant", str(MIGRATIONS_DIR))
 
 
 def tenant_head() -> str:
@@ -122,6 +129,8 @@ def tenant_revisions(conn: Connection, schemas: Iterable[str] | None = None) -> 
 def upgrade_tenant_schema(conn: Connection, schema: str, target: str = "head") -> None:
     """Upgrade one practice schema inside the caller's transaction."""
     script = tenant_scripts()
+    if target == "head":
+        target = script.get_current_head()
     _guard_timeouts(conn)
     # SET LOCAL: scoped to this transaction, so unqualified DDL in migrations lands in this schema only.
     conn.execute(text(f'SET LOCAL search_path TO "{schema}", pg_catalog'))

@@ -1,0 +1,523 @@
+"""`medbill up`: run the whole service on one machine.
+
+Starts (or uses, when configured) PostgreSQL, a Redis-compatible server and object storage, migrates, seeds the
+demo on first start, then runs the web app, the RQ workers and the scheduler as child processes and supervises
+them until Ctrl-C / SIGTERM, when it stops everything it started.
+
+Layout under the data directory (``MEDBILL_DATA_DIR``, default ``./var``), besides what medbill.embedded owns
+(``postgres/``, ``valkey/``):
+
+* ``storage/``: local object storage (unless S3 is configured);
+* ``logs/<name>.log``: output of each child process (``web``, ``worker-1``..., ``scheduler``);
+* ``run/up.lock``: held while a ``medbill up`` runs on this data directory (one at a time);
+* ``run/children.json``: pids of the running children, so a start after a crash (``kill -9``) can stop the
+  children the crashed run left behind;
+* ``secret_key``: the generated secret (unless ``MEDBILL_SECRET_KEY`` is set).
+
+Children run in their own sessions: a Ctrl-C in the terminal reaches only this process, which then stops them in
+order (web, scheduler, workers, then Valkey, then PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medbill.config import Settings
+from medbill.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedValkey
+
+__all__ = ["run_up"]
+
+HOST = "127.0.0.1"
+HEALTH_PATH = "/api/v1/health"
+HEALTH_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+WEB_PROCESSES = 2
+_LOG_TAIL_LINES = 25
+# urllib without proxies: a developer's HTTP(S)_PROXY must not intercept requests to our own loopback server.
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class UpError(Exception):
+    """A start-up problem with a message for the operator (no traceback)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+class _Interrupted(BaseException):
+    """SIGINT/SIGTERM/SIGHUP arrived: unwind to the shutdown code. BaseException, like KeyboardInterrupt, so that
+    no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class _Child:
+    name: str
+    cmd: list[str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    log_offset: int = 0
+
+
+@dataclass
+class _Stack:
+    """Everything this run started, in start order; stopped in reverse."""
+
+    postgres: EmbeddedPostgres | None = None
+    valkey: EmbeddedValkey | None = None
+    children: list[_Child] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def run_up(settings: Settings, *, port: int, workers: int, demo: bool) -> int:
+    """Start everything, supervise until a signal or a child's death, stop everything; return the exit code."""
+    stack = _Stack()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    code = 0
+    try:
+        with _single_run(settings.data_dir):
+            try:
+                code = _start_and_supervise(settings, port=port, workers=workers, demo=demo, stack=stack)
+            except _Interrupted as exc:
+                say(f"\nReceived {signal.Signals(exc.signum).name}, stopping.")
+                code = 0
+            except (UpError, EmbeddedError) as exc:
+                say(f"error: {exc}")
+                code = exc.code if isinstance(exc, UpError) else 2
+            finally:
+                # A second Ctrl-C must not abort the shutdown half-way (children would be left running).
+                for sig in previous:
+                    signal.signal(sig, _while_stopping)
+                if not _shutdown(stack):
+                    code = code or 1
+    except UpError as exc:  # from _single_run: nothing was started
+        say(f"error: {exc}")
+        code = exc.code
+    except _Interrupted:  # arrived before anything was started
+        code = 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    say("medbill stopped." if code == 0 else f"medbill stopped (exit code {code}).")
+    return code
+
+
+def _on_signal(signum, _frame) -> None:
+    raise _Interrupted(signum)
+
+
+def _while_stopping(signum, _frame) -> None:
+    say(f"Received {signal.Signals(signum).name} while stopping; still stopping, please wait.")
+
+
+def _start_and_supervise(settings: Settings, *, port: int, workers: int, demo: bool, stack: _Stack) -> int:
+    if workers < 0:
+        raise UpError("--workers must be 0 or more", code=2)
+    data_dir = settings.data_dir
+    _stop_stale_children(data_dir)
+    reservation = _reserve_port(port)
+    try:
+        settings = settings.ensure_secret_key().with_(public_url=f"http://{HOST}:{port}", secure_cookies=False)
+        if settings.s3_bucket is None:
+            # 0700 when we create it: stored files (imports, statements) hold patient data. Must exist before the
+            # first health check, which checks the local storage root.
+            (data_dir / "storage").mkdir(mode=0o700, parents=True, exist_ok=True)
+
+        database_url = settings.database_url
+        if database_url is None:
+            stack.postgres = EmbeddedPostgres(data_dir, log=say)
+            database_url = stack.postgres.start()
+        redis_url = settings.redis_url
+        if redis_url is None:
+            stack.valkey = EmbeddedValkey(data_dir, log=say)
+            # Valkey runs in our process group (medbill.embedded starts it), so a terminal Ctrl-C would reach it
+            # too and stop it under the running workers. The blocked-signal mask survives exec: it ignores the
+            # terminal's SIGINT and is stopped by us, in order, with SIGTERM.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                redis_url = stack.valkey.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        else:
+            _check_redis(redis_url)
+        settings = settings.with_(database_url=database_url, redis_url=redis_url)
+
+        logins = _prepare_database(settings, demo=demo)
+    finally:
+        reservation.close()
+
+    _start_children(settings, port=port, workers=workers, stack=stack)
+    _wait_healthy(port, stack)
+    _banner(settings, port=port, stack=stack, logins=logins)
+    return _supervise(stack)
+
+
+# ------------------------------------------------------------------------------------------------- checks
+
+
+@contextlib.contextmanager
+def _single_run(data_dir: Path) -> Iterator[None]:
+    """One `medbill up` per data directory, held with an flock the kernel releases however we exit."""
+    run_dir = data_dir / "run"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UpError(f"cannot create the data directory {data_dir}: {exc}", code=2) from exc
+    with open(run_dir / "up.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise UpError(
+                f"another `medbill up` (pid {holder}) is already running on {data_dir}; stop it first", code=2
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            (run_dir / "children.json").unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _reserve_port(port: int) -> socket.socket:
+    """Fail early if the web port is taken, and hold it so the embedded servers' free-port picks cannot take it.
+    SO_REUSEADDR like gunicorn's own bind, so connections of an earlier run in TIME_WAIT do not count as in use."""
+    if not 0 < port < 65536:
+        raise UpError(f"--port must be between 1 and 65535, not {port}", code=2)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError as exc:
+        sock.close()
+        raise UpError(
+            f"port {port} on {HOST} is already in use ({exc.strerror}); choose another with --port", code=2
+        ) from exc
+    return sock
+
+
+def _check_redis(url: str) -> None:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5).ping()
+    except RedisError as exc:
+        raise UpError(f"cannot reach Redis at {_redact(url)} (REDIS_URL): {exc}") from exc
+
+
+def _redact(url: str) -> str:
+    """A URL fit for the terminal: the password replaced."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: show only the scheme and host part after any credentials
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+# ----------------------------------------------------------------------------------------------- database
+
+
+def _prepare_database(settings: Settings, *, demo: bool):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from medbill.demo import demo_logins, demo_present, seed_demo
+    from tenants.db import Database
+    from tenants.migrate import migrate_all
+
+    db = Database(settings.database_url, pool_size=2)
+    try:
+        say("Migrating the database.")
+        report = migrate_all(db.engine, progress=say)
+        if report.shared_from != report.shared_to:
+            say(f"Shared schema: {report.shared_from or 'empty'} -> {report.shared_to}.")
+        if not demo:
+            return demo_logins() if demo_present(db) else ()
+        if demo_present(db):
+            say("demo data already present (not seeding again).")
+            return demo_logins()
+        say("Seeding demo data (first start).")
+        result = seed_demo(db)
+        if not result.created:
+            say("demo data already present (not seeding again).")
+        return result.logins
+    except SQLAlchemyError as exc:
+        first_line = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        raise UpError(f"database {_redact(settings.database_url)}: {first_line}") from exc
+    finally:
+        db.dispose()
+
+
+# ------------------------------------------------------------------------------------------------ children
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        MEDBILL_SECRET_KEY=settings.secret_key,
+        MEDBILL_DATA_DIR=str(settings.data_dir),
+        MEDBILL_PUBLIC_URL=settings.public_url,
+        # Plain http on loopback: a Secure cookie would never come back from the browser.
+        MEDBILL_SECURE_COOKIES="false",
+        PYTHONUNBUFFERED="1",
+    )
+    if settings.s3_bucket:
+        env["S3_BUCKET"] = settings.s3_bucket
+        for key, value in (("S3_ENDPOINT_URL", settings.s3_endpoint_url), ("S3_REGION", settings.s3_region)):
+            if value:
+                env[key] = value
+    return env
+
+
+def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stack) -> None:
+    logs = settings.data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    logs.chmod(0o700)  # request logs and job errors can name patients
+    cli = [sys.executable, "-m", "medbill.cli"]
+    children = [
+        _Child("web", [*cli, "web", "--host", HOST, "--port", str(port), "--processes", str(WEB_PROCESSES)],
+               logs / "web.log"),
+        *(_Child(f"worker-{i}", [*cli, "worker"], logs / f"worker-{i}.log") for i in range(1, workers + 1)),
+        _Child("scheduler", [*cli, "scheduler"], logs / "scheduler.log"),
+    ]  # fmt: skip
+    env = _child_env(settings)
+    say(f"Starting web on {HOST}:{port}, {workers} worker(s) and the scheduler (logs: {logs}).")
+    for child in children:
+        child.log_offset = child.log_path.stat().st_size if child.log_path.exists() else 0
+        with open(child.log_path, "ab") as log:
+            log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} medbill up starts {child.name}\n".encode())
+            log.flush()
+            child.proc = subprocess.Popen(
+                child.cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # own process group, no terminal: signals come from us only
+            )
+        stack.children.append(child)
+        _record_children(settings.data_dir, stack)
+
+
+def _record_children(data_dir: Path, stack: _Stack) -> None:
+    path = data_dir / "run" / "children.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([{"name": c.name, "pid": c.proc.pid} for c in stack.children if c.proc]))
+    os.replace(tmp, path)
+
+
+def _stop_stale_children(data_dir: Path) -> None:
+    """Children of a run that died without stopping them (kill -9, power loss of the terminal): stop them now.
+    Only processes whose command line is still a medbill process are touched (pids get recycled)."""
+    path = data_dir / "run" / "children.json"
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    for entry in entries:
+        pid = int(entry.get("pid", 0))
+        if pid > 0 and _is_medbill_process(pid):
+            say(f"Stopping {entry.get('name', 'process')} (pid {pid}) left running by an earlier medbill up.")
+            _stop_group(pid, None)
+    path.unlink(missing_ok=True)
+
+
+def _is_medbill_process(pid: int) -> bool:
+    try:
+        return b"medbill.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _tail(child: _Child) -> str:
+    try:
+        with open(child.log_path, "rb") as fh:
+            fh.seek(child.log_offset)
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"(cannot read {child.log_path}: {exc})"
+    lines = text.rstrip().splitlines()[-_LOG_TAIL_LINES:]
+    return "\n".join("    " + line for line in lines) if lines else "    (no output)"
+
+
+def _died(stack: _Stack) -> _Child | None:
+    return next((c for c in stack.children if c.proc is not None and c.proc.poll() is not None), None)
+
+
+def _report_death(child: _Child, when: str) -> None:
+    say(f"error: {child.name} exited {when} with code {child.proc.returncode}. Last lines of {child.log_path}:")
+    say(_tail(child))
+
+
+def _wait_healthy(port: int, stack: _Stack) -> None:
+    url = f"http://{HOST}:{port}{HEALTH_PATH}"
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    last = "no answer"
+    while True:
+        dead = _died(stack)
+        if dead is not None:
+            _report_death(dead, "while starting")
+            raise UpError(f"{dead.name} did not start; all logs are in {dead.log_path.parent}")
+        status, body = _get(url)
+        if status == 200:
+            return
+        if status is not None:
+            last = f"HTTP {status}: {body.strip()[:300]}"
+        if time.monotonic() > deadline:
+            raise UpError(
+                f"{url} did not answer 200 within {HEALTH_TIMEOUT:.0f}s (last: {last}); "
+                f"logs are in {stack.children[0].log_path.parent}"
+            )
+        time.sleep(0.3)
+
+
+def _get(url: str) -> tuple[int | None, str]:
+    try:
+        with _HTTP.open(url, timeout=3) as response:
+            return response.status, response.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError):
+        return None, ""
+
+
+def _supervise(stack: _Stack) -> int:
+    while True:
+        dead = _died(stack)
+        if dead is not None:
+            _report_death(dead, "unexpectedly")
+            say("Stopping everything.")
+            return 1
+        time.sleep(0.5)
+
+
+# ----------------------------------------------------------------------------------------------- shutdown
+
+
+def _shutdown(stack: _Stack) -> bool:
+    """Stop children (web first, so no new work arrives), then Valkey, then PostgreSQL. False if something failed."""
+    ok = True
+    running = [c for c in stack.children if c.proc is not None and c.proc.poll() is None]
+    if running:
+        say("Stopping " + ", ".join(c.name for c in running) + ".")
+    for child in running:
+        with contextlib.suppress(ProcessLookupError):
+            # SIGTERM to the leader only: gunicorn's master stops its workers gracefully and an RQ worker finishes
+            # its current job (the job's own process would die at once if it got the signal directly).
+            child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in running:
+        _stop_group(child.proc.pid, child.proc, deadline=deadline)
+    stack.children.clear()
+    for server, name in ((stack.valkey, "Valkey"), (stack.postgres, "PostgreSQL")):
+        if server is None:
+            continue
+        try:
+            server.stop()
+        except EmbeddedError as exc:
+            say(f"error stopping {name}: {exc}")
+            ok = False
+    return ok
+
+
+def _stop_group(pid: int, proc: subprocess.Popen | None, *, deadline: float | None = None) -> None:
+    """Wait for a group leader to exit after SIGTERM (sent here if no deadline was set yet), SIGKILL the group if it
+    overstays, and reap whatever the group still holds."""
+    if deadline is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+    while _alive(pid, proc) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid, proc):
+        say(f"pid {pid} did not stop within {STOP_TIMEOUT:.0f}s; killing its process group.")
+    # The leader is gone or overstayed: anything left in its group (a stray grandchild) goes too.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    if proc is not None:
+        proc.wait()
+    else:
+        _wait_gone(pid, 5)
+
+
+def _alive(pid: int, proc: subprocess.Popen | None) -> bool:
+    if proc is not None:
+        return proc.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _is_medbill_process(pid)  # a zombie or a recycled pid no longer runs medbill
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid, None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------------------------- banner
+
+
+def _banner(settings: Settings, *, port: int, stack: _Stack, logins) -> None:
+    base = f"http://{HOST}:{port}"
+    rule = "=" * 78
+    database = "embedded PostgreSQL" if stack.postgres else "DATABASE_URL"
+    redis = "embedded Valkey" if stack.valkey else "REDIS_URL"
+    lines = [
+        "",
+        rule,
+        "medbill is running",
+        "",
+        f"  Portal:    {base}/",
+        f"  API docs:  {base}/api/docs",
+        f"  Health:    {base}{HEALTH_PATH}",
+        f"  Data dir:  {settings.data_dir}",
+        f"  Logs:      {settings.data_dir / 'logs'}",
+        f"  Database:  {database} ({_redact(settings.database_url)})",
+        f"  Redis:     {redis} ({_redact(settings.redis_url)})",
+        "  Storage:   "
+        + (f"S3 bucket {settings.s3_bucket}" if settings.s3_bucket else f"local, {settings.data_dir / 'storage'}"),
+    ]
+    if logins:
+        width = max(len(login.email) for login in logins)
+        lines += ["", "  Demo logins (local evaluation only):"]
+        lines += [
+            f"    {login.role:<14} {login.email:<{width}}  password: {login.password}   ({login.scope})"
+            for login in logins
+        ]
+    lines += ["", "Press Ctrl-C to stop.", rule, ""]
+    say("\n".join(lines))
