@@ -32,9 +32,9 @@ SCHEDULE: tuple[Periodic, ...] = (
 
 def slot_of(entry: Periodic, now: datetime) -> datetime:
     """The most recent time the entry was due (now itself if due exactly now)."""
-    it = croniter(entry.cron, now)
-    nxt = it.get_next(datetime)
-    return nxt if nxt == now else croniter(entry.cron, now).get_prev(datetime)
+    if croniter.match(entry.cron, now):
+        return now
+    return croniter(entry.cron, now).get_prev(datetime)
 
 
 def job_id_for(entry: Periodic, slot: datetime) -> str:

@@ -439,6 +439,11 @@ def _shutdown(stack: _Stack) -> bool:
     deadline = time.monotonic() + STOP_TIMEOUT
     for child in running:
         _stop_group(child.proc.pid, child.proc, deadline=deadline)
+    for child in stack.children:
+        if child not in running and child.proc is not None:
+            # Died on its own earlier; whatever it started in its group (RQ's scheduler process) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.proc.pid, signal.SIGKILL)
     stack.children.clear()
     for server, name in ((stack.valkey, "Valkey"), (stack.postgres, "PostgreSQL")):
         if server is None:
