@@ -17,4 +17,6 @@ accesslog = "-"
 # Paths only: query strings can carry search terms (names), which must not reach the logs.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
+# gunicorn 27 opens a control socket in the home directory by default; several web processes would share it.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

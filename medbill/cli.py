@@ -4,6 +4,7 @@ migrate, and administer companies, practices and users."""
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import signal
 import sys
@@ -74,7 +75,9 @@ def scheduler() -> None:
     from jobs.schedule import run_scheduler
     from medbill.services import make_redis
 
-    dispatcher = Dispatcher(make_redis(_settings()))
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    dispatcher = Dispatcher(make_redis(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

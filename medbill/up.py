@@ -183,7 +183,11 @@ def _single_run(data_dir: Path) -> Iterator[None]:
     """One `medbill up` per data directory, held with an flock the kernel releases however we exit."""
     run_dir = data_dir / "run"
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if not data_dir.exists():
+            data_dir.mkdir(parents=True)
+            # Explicit, whatever the umask: the PostgreSQL system user (when we are root) must traverse it.
+            data_dir.chmod(0o755)
+        run_dir.mkdir(exist_ok=True)
     except OSError as exc:
         raise UpError(f"cannot create the data directory {data_dir}: {exc}", code=2) from exc
     with open(run_dir / "up.lock", "a+") as handle:

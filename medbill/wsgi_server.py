@@ -19,6 +19,8 @@ class _App(WSGIApplication):
             self.load_config_from_file(str(CONFIG))
         for key, value in self._options.items():
             self.cfg.set(key, value)
+        # gunicorn's own load_config sets app_uri from the command line; we replace it, so set it here.
+        self.app_uri = self.cfg.wsgi_app or "medbill.wsgi:app"
 
 
 def serve(*, host: str, port: int, processes: int) -> None:
