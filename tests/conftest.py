@@ -24,7 +24,8 @@ from tests.s3server import start_moto_server, stop_moto_server
 
 PG_ADMIN = os.environ.get("MEDBILL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("MEDBILL_TEST_REDIS", "redis://127.0.0.1:6379")
-REDIS_DB = int(os.environ.get("MEDBILL_TEST_REDIS_DB", "11"))
+# A Redis DB per test run (8-15 by pid), so two runs on one machine never take each other's jobs.
+REDIS_DB = int(os.environ.get("MEDBILL_TEST_REDIS_DB", str(8 + os.getpid() % 8)))
 PASSWORD = "correct-horse-battery"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
