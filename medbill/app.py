@@ -37,6 +37,9 @@ class MedbillApi(Api):
     ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error):
+        # flask-smorest registers this app-wide; only API paths get JSON, the portal renders its own pages.
+        if not api_errors.is_api_request():
+            return error
         return api_errors.http_exception_response(error)
 
 

@@ -159,18 +159,37 @@ def test_login_returns_to_a_local_page_only(client, world):
 # --- home pages -------------------------------------------------------------------------------------------------------
 
 
-def test_biller_home_shows_work_queues_switcher_and_real_patient_count(as_user, world):
+def heading_practice(body: str) -> str:
+    match = re.search(r'Work queues <span class="page-head__sub">([^<]+)</span>', body)
+    assert match, "no work-queue heading"
+    return match.group(1)
+
+
+def test_biller_home_shows_work_queues_switcher_and_real_patient_count(as_user, world, services):
+    from sqlalchemy import func
+
+    from billing.models import Patient
+
     client = as_user("biller_x")
     body = text(client.get("/home"))
     assert "Work queues" in body
-    assert practice_name(world.practices["A"]) in body  # the first practice is selected by default
-    assert 'name="practice"' in body and world.practices["B"] in body
+    assert heading_practice(body).startswith("Practice ")  # one is selected by default
+    assert 'name="practice"' in body and world.practices["A"] in body and world.practices["B"] in body
     assert world.practices["C"] not in body  # another company's practice is not offered
+
+    slug = world.practices["A"]
+    client.post("/practice", data={"csrf_token": csrf_from(client.get("/home")), "practice": slug})
+    body = text(client.get("/home"))
+    assert heading_practice(body) == practice_name(slug)
     for queue in ("Scrub errors", "Rejections", "Denials", "Underpayments", "Posting exceptions", "Follow-up"):
         assert queue in body
+    assert "Statement candidates" in body and "Collection candidates" in body
     assert "Available when claims are in medbill" in body
-    assert re.search(r'class="stat__value">3<', body)  # three patients in A, counted
-    assert f'href="/practices/{world.practices["A"]}/patients"' in body
+    with services.db.tenant_session(slug) as s:
+        count = s.scalar(select(func.count()).select_from(Patient))
+    assert count >= 3
+    assert f'class="stat__value">{count:,}<' in body  # the real count, not a placeholder
+    assert f'href="/practices/{slug}/patients"' in body
     assert "/api/docs" not in body  # admins only
     assert "Secret" not in body  # no patient names on the home page
 
@@ -213,7 +232,7 @@ def test_biller_switches_practice_and_cannot_switch_to_another_company(as_user, 
     response = client.post("/practice", data={"csrf_token": token, "practice": world.practices["B"]})
     assert response.status_code == 302 and response.headers["Location"].endswith("/home")
     body = text(client.get("/home"))
-    assert f'Work queues <span class="page-head__sub">{practice_name(world.practices["B"])}' in body
+    assert heading_practice(body) == practice_name(world.practices["B"])
     assert f'href="/practices/{world.practices["B"]}/patients"' in body
 
     refused = client.post("/practice", data={"csrf_token": token, "practice": world.practices["C"]})
@@ -221,15 +240,16 @@ def test_biller_switches_practice_and_cannot_switch_to_another_company(as_user, 
     assert "Page not found" in text(refused)
     for bad in ("no_such_practice", "'; drop table x", ""):
         assert client.post("/practice", data={"csrf_token": token, "practice": bad}).status_code == 404
-    body = text(client.get("/home"))
-    assert f'Work queues <span class="page-head__sub">{practice_name(world.practices["B"])}' in body
+    assert heading_practice(text(client.get("/home"))) == practice_name(world.practices["B"])
 
 
 def test_switch_needs_csrf(as_user, world):
     client = as_user("biller_x")
-    response = client.post("/practice", data={"practice": world.practices["B"]})
+    before = heading_practice(text(client.get("/home")))
+    target = world.practices["B"] if before != practice_name(world.practices["B"]) else world.practices["A"]
+    response = client.post("/practice", data={"practice": target})
     assert response.status_code == 400
-    assert practice_name(world.practices["A"]) in text(client.get("/home"))
+    assert heading_practice(text(client.get("/home"))) == before
 
 
 # --- patients ---------------------------------------------------------------------------------------------------------
