@@ -96,6 +96,18 @@ def normalise(data: dict, *, partial: bool = False, today: date | None = None) -
     return out
 
 
+def _audit(session: Session, access: PracticeAccess, patient_id: int | None, action: str, detail: dict | None = None):
+    audit.record(
+        session,
+        user_id=access.user_id,
+        practice_id=access.practice_id,
+        object_type="patient",
+        object_id=patient_id,
+        action=action,
+        detail=detail,
+    )
+
+
 def _scoped(access: PracticeAccess):
     stmt = select(Patient)
     if access.placed_only:
@@ -130,15 +142,7 @@ def list_patients(
             .offset((page - 1) * per_page)
         )
     )
-    audit.record(
-        session,
-        user_id=access.user_id,
-        practice_id=access.practice_id,
-        object_type="patient",
-        object_id=None,
-        action="list",
-        detail={"ids": [p.id for p in rows], "search": search or ""},
-    )
+    _audit(session, access, None, "list", {"ids": [p.id for p in rows], "search": search or ""})
     return rows, total or 0
 
 
@@ -146,14 +150,7 @@ def get_patient(session: Session, access: PracticeAccess, patient_id: int) -> Pa
     patient = session.scalar(_scoped(access).where(Patient.id == patient_id))
     if patient is None:
         raise NotFound(f"patient {patient_id} not found")
-    audit.record(
-        session,
-        user_id=access.user_id,
-        practice_id=access.practice_id,
-        object_type="patient",
-        object_id=patient.id,
-        action="read",
-    )
+    _audit(session, access, patient.id, "read")
     return patient
 
 
@@ -173,14 +170,7 @@ def create_patient(session: Session, access: PracticeAccess, data: dict) -> Pati
         raise Conflict(
             "patient conflicts with an existing one", errors={"account_number": ["already registered"]}
         ) from exc
-    audit.record(
-        session,
-        user_id=access.user_id,
-        practice_id=access.practice_id,
-        object_type="patient",
-        object_id=patient.id,
-        action="create",
-    )
+    _audit(session, access, patient.id, "create")
     return patient
 
 
@@ -201,13 +191,5 @@ def update_patient(session: Session, access: PracticeAccess, patient_id: int, ch
     if changed:
         patient.updated_at = datetime.now(UTC)
     session.flush()
-    audit.record(
-        session,
-        user_id=access.user_id,
-        practice_id=access.practice_id,
-        object_type="patient",
-        object_id=patient.id,
-        action="update",
-        detail={"fields": changed},
-    )
+    _audit(session, access, patient.id, "update", {"fields": changed})
     return patient
