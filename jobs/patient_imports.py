@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from billing import patient_imports
-from jobs.runtime import runtime
+from jobs.runtime import final_on_domain_error, runtime
 from tenants.registry import get_practice
 
 
+@final_on_domain_error
 def import_patients(practice_slug: str, import_id: int) -> dict:
     rt = runtime()
     with rt.db.tenant_session(practice_slug) as session:

@@ -3,6 +3,9 @@ from the environment."""
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -11,6 +14,7 @@ from redis import Redis
 from integrations.storage import Storage
 from jobs.queues import Dispatcher
 from medbill.config import Settings
+from medbill.errors import DomainError
 from tenants.db import Database
 
 
@@ -37,3 +41,18 @@ def build_runtime(settings: Settings) -> Runtime:
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
     return build_runtime(Settings.from_env().ensure_secret_key())
+
+
+def final_on_domain_error(fn: Callable) -> Callable:
+    """Retries are for transient failures (a database or S3 blip). A domain error (unknown id, refused input) will
+    fail the same way every time, so it ends the job with a readable result instead of three more attempts."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DomainError as exc:
+            logging.getLogger("medbill.jobs").warning("%s ended: %s", fn.__name__, exc.code)
+            return {"status": "error", "code": exc.code, "message": exc.message, "errors": exc.errors}
+
+    return run

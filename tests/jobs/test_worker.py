@@ -138,6 +138,20 @@ def test_transient_failure_is_retried_with_backoff(client, factory, services, en
     assert _patient_count(services, pr.slug) == 1
 
 
+def test_domain_error_ends_the_job_without_retries(client, factory, services, env, practice):
+    _, pr = practice
+    job = services.dispatcher.enqueue_now("default", "jobs.patient_imports.import_patients", pr.slug, 987654)
+    assert _run_worker_burst(env).returncode == 0
+    job.refresh()
+    assert job.get_status() == "finished"
+    assert job.return_value() == {
+        "status": "error",
+        "code": "not_found",
+        "message": "patient import 987654 not found",
+        "errors": {},
+    }
+
+
 def test_invalid_file_fails_by_row_and_writes_nothing(client, factory, services, env, practice):
     company, pr = practice
     headers = login(client, factory.user("biller", company=company))
