@@ -19,12 +19,29 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "practice:read",
             "patients:read",
             "patients:write",
+            "claims:read",
+            "claims:write",
+            "setup:write",
+            "edi:write",
             "reports:read",
             "documents:read",
             "tokens:admin",
+            "payers:admin",
         }
     ),
-    "biller": frozenset({"practice:read", "patients:read", "patients:write", "reports:read", "documents:read"}),
+    "biller": frozenset(
+        {
+            "practice:read",
+            "patients:read",
+            "patients:write",
+            "claims:read",
+            "claims:write",
+            "setup:write",
+            "edi:write",
+            "reports:read",
+            "documents:read",
+        }
+    ),
     # A client doctor reads reports and documents of their own practice; never writes, never browses patients.
     "doctor": frozenset({"practice:read", "reports:read", "documents:read"}),
     # An agency reads only the accounts placed with it (see PracticeAccess.placed_only).
