@@ -1,0 +1,304 @@
+"""Submissions: gather the practice's ready claims, scrub them once more, build the 837P interchange with control
+numbers that only ever increase, and track transmission. A claim is in at most one untransmitted submission, and
+a failed transmission is retried with the same file, so no claim is ever sent twice."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from billing.claim_status import transition
+from billing.models import (
+    BillingIdentity,
+    Claim,
+    ControlCounter,
+    Coverage,
+    Encounter,
+    Patient,
+    Payer,
+    Provider,
+    Submission,
+    SubmissionClaim,
+)
+from billing.money import total
+from billing.scrubber import scrub_claim
+from integrations.x12 import claim837 as x837
+from medbill.errors import Invalid, NotFound
+
+PENDING = ("created", "failed")
+MAX_CLAIMS_PER_TRANSACTION = 5000
+
+
+@dataclass(frozen=True)
+class PreparedSubmission:
+    submission: Submission
+    text: str
+    skipped: dict[int, str]  # claim id -> why it did not go out
+
+
+def next_control_numbers(session: Session, name: str, count: int = 1) -> int:
+    """Reserve `count` numbers from a per-practice counter; returns the first. Rolls back with the transaction."""
+    value = session.scalar(
+        insert(ControlCounter)
+        .values(name=name, value=count)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": ControlCounter.value + count})
+        .returning(ControlCounter.value)
+    )
+    if value > 999_999_999:
+        raise Invalid(f"control number {name} is exhausted", errors={"control_numbers": [name]})
+    return value - count + 1
+
+
+def identity_for_submission(session: Session) -> BillingIdentity:
+    identity = session.get(BillingIdentity, 1)
+    if identity is None:
+        raise NotFound("the practice has no billing identity yet")
+    if not (identity.clearinghouse_name and identity.submitter_id and identity.receiver_id):
+        raise Invalid(
+            "the practice's clearinghouse is not configured",
+            errors={"billing_identity": ["clearinghouse_name, submitter_id and receiver_id are required"]},
+        )
+    return identity
+
+
+def _address(line1, city, state, postal_code, line2="") -> x837.Address:
+    return x837.Address(line1=line1, line2=line2 or "", city=city, state=state, postal_code=postal_code)
+
+
+def _rendering(provider: Provider) -> x837.RenderingProvider:
+    return x837.RenderingProvider(
+        npi=provider.npi,
+        last_name=provider.last_name,
+        first_name=provider.first_name,
+        taxonomy_code=provider.taxonomy_code,
+    )
+
+
+def _claim_837(session: Session, claim: Claim, providers: dict[int, Provider]) -> x837.Claim:
+    patient = session.get(Patient, claim.patient_id)
+    coverage = session.get(Coverage, claim.coverage_id)
+    payer = session.get(Payer, claim.payer_id)
+    encounter = session.get(Encounter, claim.encounter_id)
+    patient_person = x837.Person(
+        last_name=patient.last_name,
+        first_name=patient.first_name,
+        middle_name=patient.middle_name,
+        date_of_birth=patient.date_of_birth,
+        sex=patient.sex,
+        address=_address(
+            patient.address_line1, patient.city, patient.state, patient.postal_code, patient.address_line2
+        ),
+    )
+    if coverage.relationship_code == "18":
+        subscriber_person, dependent = patient_person, None
+    else:
+        subscriber_person = x837.Person(
+            last_name=coverage.subscriber_last_name,
+            first_name=coverage.subscriber_first_name,
+            date_of_birth=coverage.subscriber_date_of_birth,
+            sex=coverage.subscriber_sex,
+            address=_address(
+                coverage.subscriber_address_line1,
+                coverage.subscriber_city,
+                coverage.subscriber_state,
+                coverage.subscriber_postal_code,
+            ),
+        )
+        dependent = patient_person
+    claim_provider = providers[claim.rendering_provider_id]
+    lines = []
+    for claim_line in claim.lines:
+        line = claim_line.service_line
+        lines.append(
+            x837.ServiceLine(
+                line_item_control_number=str(claim_line.id),
+                procedure_code=line.procedure_code,
+                charge=claim_line.charge,
+                units=line.units,
+                date_of_service=line.date_of_service,
+                diagnosis_pointers=tuple(line.diagnosis_pointers),
+                modifiers=tuple(line.modifiers or ()),
+                place_of_service=line.place_of_service if line.place_of_service != encounter.place_of_service else None,
+                rendering_provider=(
+                    _rendering(providers[line.rendering_provider_id])
+                    if line.rendering_provider_id != claim.rendering_provider_id
+                    else None
+                ),
+            )
+        )
+    payer_address = (
+        _address(payer.address_line1, payer.city, payer.state, payer.postal_code) if payer.address_line1 else None
+    )
+    return x837.Claim(
+        patient_control_number=claim.patient_control_number,
+        total_charge=claim.total_charge,
+        place_of_service=encounter.place_of_service,
+        diagnoses=tuple(encounter.diagnoses),
+        subscriber=x837.Subscriber(
+            person=subscriber_person, member_id=coverage.member_id, group_number=coverage.group_number
+        ),
+        payer=x837.Payer(
+            name=payer.name,
+            payer_id=payer.payer_id,
+            claim_filing_indicator=payer.claim_filing_indicator,
+            address=payer_address,
+        ),
+        lines=tuple(lines),
+        relationship_code=coverage.relationship_code,
+        patient=dependent,
+        payer_responsibility={1: "P", 2: "S", 3: "T"}[coverage.priority],
+        frequency_code=claim.frequency_code,
+        payer_claim_number=claim.payer_claim_number,
+        rendering_provider=_rendering(claim_provider),
+    )
+
+
+def billing_provider(identity: BillingIdentity) -> x837.BillingProvider:
+    pay_to = None
+    if identity.pay_to_address_line1:
+        pay_to = _address(
+            identity.pay_to_address_line1, identity.pay_to_city, identity.pay_to_state, identity.pay_to_postal_code
+        )
+    return x837.BillingProvider(
+        organization_name=identity.organization_name,
+        npi=identity.group_npi,
+        tax_id=identity.tax_id,
+        address=_address(
+            identity.address_line1, identity.city, identity.state, identity.postal_code, identity.address_line2
+        ),
+        taxonomy_code=identity.taxonomy_code,
+        pay_to_address=pay_to,
+    )
+
+
+def prepare_submission(
+    session: Session,
+    *,
+    practice_slug: str,
+    user_id: int | None,
+    claim_ids: list[int] | None = None,
+    now: datetime | None = None,
+    today: date | None = None,
+) -> PreparedSubmission | None:
+    """Build the next submission from ready claims not already in a pending one; None when nothing is ready.
+    Claims are locked (SKIP LOCKED) so two concurrent runs never take the same claim."""
+    identity = identity_for_submission(session)
+    now = now or datetime.now(UTC)
+    pending = select(SubmissionClaim.claim_id).join(Submission).where(Submission.status.in_(PENDING))
+    stmt = (
+        select(Claim)
+        .where(Claim.status == "ready", Claim.id.not_in(pending))
+        .order_by(Claim.id)
+        .with_for_update(skip_locked=True)
+    )
+    if claim_ids:
+        stmt = stmt.where(Claim.id.in_(claim_ids))
+    candidates = list(session.scalars(stmt))
+    skipped: dict[int, str] = {}
+    claims: list[Claim] = []
+    for claim in candidates:
+        findings = scrub_claim(session, claim, user_id=user_id, today=today)
+        if claim.status != "ready":
+            errors = [f"{f.field}: {f.message}" for f in findings if f.severity == "error"]
+            skipped[claim.id] = "; ".join(errors)
+        else:
+            claims.append(claim)
+    if not claims:
+        return None
+    provider_ids = {c.rendering_provider_id for c in claims} | {
+        cl.service_line.rendering_provider_id for c in claims for cl in c.lines
+    }
+    providers = {p.id: p for p in session.scalars(select(Provider).where(Provider.id.in_(provider_ids)))}
+    claims_837 = [_claim_837(session, claim, providers) for claim in claims]
+    transactions = -(-len(claims) // MAX_CLAIMS_PER_TRANSACTION)
+    channel = identity.clearinghouse_name
+    isa = next_control_numbers(session, f"isa:{channel}")
+    gs = next_control_numbers(session, f"gs:{channel}")
+    st = next_control_numbers(session, f"st:{channel}", transactions)
+    text = x837.write_837p(
+        x837.Interchange837(
+            submitter=x837.Submitter(
+                name=identity.organization_name,
+                identifier=identity.submitter_id,
+                contact_name=identity.contact_name,
+                contact_phone=identity.contact_phone,
+                contact_email=identity.contact_email,
+            ),
+            receiver=x837.Receiver(name=identity.clearinghouse_name, identifier=identity.receiver_id),
+            billing_provider=billing_provider(identity),
+            claims=tuple(claims_837),
+            interchange_control_number=isa,
+            group_control_number=gs,
+            first_transaction_control_number=st,
+            created_at=now,
+            usage_indicator=identity.usage_indicator,
+            max_claims_per_transaction=MAX_CLAIMS_PER_TRANSACTION,
+        )
+    )
+    filename = f"{practice_slug}-{isa:09d}.837"
+    submission = Submission(
+        clearinghouse_name=channel,
+        interchange_control_number=isa,
+        group_control_number=gs,
+        filename=filename,
+        storage_key="",  # set by the caller once the file is stored
+        file_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        claim_count=len(claims),
+        total_charge=total(c.total_charge for c in claims),
+        created_by_user_id=user_id,
+    )
+    session.add(submission)
+    session.flush()
+    for index, claim in enumerate(claims):
+        session.add(
+            SubmissionClaim(
+                submission_id=submission.id,
+                claim_id=claim.id,
+                transaction_control_number=f"{st + index // MAX_CLAIMS_PER_TRANSACTION:04d}",
+            )
+        )
+    session.flush()
+    return PreparedSubmission(submission, text, skipped)
+
+
+def pending_submissions(session: Session) -> list[Submission]:
+    return list(
+        session.scalars(
+            select(Submission).where(Submission.status.in_(PENDING)).order_by(Submission.id).with_for_update()
+        )
+    )
+
+
+def mark_transmitted(session: Session, submission: Submission, *, user_id: int | None) -> list[int]:
+    """The file reached the clearinghouse: its claims are submitted."""
+    submission.status = "transmitted"
+    submission.transmitted_at = datetime.now(UTC)
+    submission.attempts += 1
+    submission.last_error = ""
+    claim_ids = list(
+        session.scalars(select(SubmissionClaim.claim_id).where(SubmissionClaim.submission_id == submission.id))
+    )
+    for claim in session.scalars(select(Claim).where(Claim.id.in_(claim_ids)).with_for_update()):
+        if claim.status == "ready":
+            transition(
+                session,
+                claim,
+                "submitted",
+                source="submission",
+                user_id=user_id,
+                reason=f"sent in interchange {submission.interchange_control_number} ({submission.filename})",
+            )
+            claim.submitted_at = submission.transmitted_at
+    return claim_ids
+
+
+def mark_failed(session: Session, submission: Submission, error: str) -> None:
+    """The claims stay ready and reserved for this submission's file, which is sent again on retry."""
+    submission.status = "failed"
+    submission.attempts += 1
+    submission.last_error = error[:2000]

@@ -1,0 +1,74 @@
+"""Job: send a practice's ready claims to its clearinghouse. Pending files are sent again first (same bytes, same
+control numbers); then a new 837P is built, stored, transmitted, and its claims marked submitted."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from billing import submissions
+from billing.models import BillingIdentity, Submission
+from integrations.clearinghouse import Transport, TransportError, transport_from_settings
+from integrations.storage import practice_key
+from jobs.runtime import final_on_domain_error, runtime
+
+log = logging.getLogger("medbill.jobs.submission")
+
+
+def transport_for(identity: BillingIdentity) -> Transport:
+    """Secrets are not stored in the database: `password_env`/`private_key_env` name environment variables."""
+    settings = dict(identity.transport or {})
+    for key in ("password", "private_key"):
+        env_name = settings.pop(f"{key}_env", None)
+        if env_name:
+            settings[key] = os.environ.get(env_name, "")
+    if not settings:
+        raise TransportError("no clearinghouse transport configured for this practice", transient=False)
+    return transport_from_settings(settings)
+
+
+def _transmit(session, transport: Transport, submission: Submission, data: bytes, user_id: int | None) -> dict:
+    try:
+        transport.send(submission.filename, data)
+    except TransportError as exc:
+        submissions.mark_failed(session, submission, str(exc))
+        session.commit()
+        log.warning("submission %s not transmitted: %s", submission.id, exc)
+        if exc.transient:
+            raise  # RQ retries with backoff; the same file goes again
+        return {"submission_id": submission.id, "status": "failed", "error": str(exc)}
+    claim_ids = submissions.mark_transmitted(session, submission, user_id=user_id)
+    session.commit()
+    return {"submission_id": submission.id, "status": "transmitted", "claims": len(claim_ids)}
+
+
+@final_on_domain_error
+def submit_claims(practice_slug: str, claim_ids: list[int] | None = None, user_id: int | None = None) -> dict:
+    rt = runtime()
+    result: dict = {"resent": [], "submission": None, "skipped": {}}
+    with rt.db.tenant_session(practice_slug) as session:
+        identity = submissions.identity_for_submission(session)
+        transport = transport_for(identity)
+        for pending in submissions.pending_submissions(session):
+            data = rt.storage.get(pending.storage_key)
+            result["resent"].append(_transmit(session, transport, pending, data, user_id))
+        prepared = submissions.prepare_submission(
+            session, practice_slug=practice_slug, user_id=user_id, claim_ids=claim_ids
+        )
+        if prepared is None:
+            session.commit()  # scrub results of claims that turned out not ready
+            return result
+        data = prepared.text.encode("ascii")
+        key = practice_key(practice_slug, "submissions", prepared.submission.filename)
+        # Stored before the commit that records it: a recorded submission always has its file.
+        rt.storage.put(
+            key,
+            data,
+            content_type="application/edi-x12",
+            metadata={"interchange-control-number": str(prepared.submission.interchange_control_number)},
+        )
+        prepared.submission.storage_key = key
+        result["skipped"] = {str(k): v for k, v in prepared.skipped.items()}
+        session.commit()
+        result["submission"] = _transmit(session, transport, prepared.submission, data, user_id)
+    return result
