@@ -53,7 +53,8 @@ class ClaimContext:
     identity: BillingIdentity | None
     providers: dict[int, Provider]
     today: date
-    session: Session = field(repr=False)
+    # (patient, payer, date, code, provider, modifiers) -> ids of claims that already billed it
+    billed: dict[tuple, set[int]] = field(default_factory=dict, repr=False)
 
 
 Rule = Callable[[ClaimContext], Iterator[Finding]]
@@ -261,29 +262,25 @@ def _duplicate(ctx: ClaimContext):
     if ctx.claim.frequency_code != "1":
         return
     for n, (_, line) in enumerate(ctx.lines, start=1):
-        other = ctx.session.scalar(
-            select(Claim.id)
-            .join(ClaimLine, ClaimLine.claim_id == Claim.id)
-            .join(ServiceLine, ServiceLine.id == ClaimLine.service_line_id)
-            .where(
-                Claim.id != ctx.claim.id,
-                Claim.patient_id == ctx.claim.patient_id,
-                Claim.payer_id == ctx.claim.payer_id,
-                Claim.frequency_code == "1",
-                Claim.status.in_(BILLED_STATUSES),
-                ServiceLine.date_of_service == line.date_of_service,
-                ServiceLine.procedure_code == line.procedure_code,
-                ServiceLine.rendering_provider_id == line.rendering_provider_id,
-                ServiceLine.modifiers == line.modifiers,
-            )
-            .limit(1)
-        )
-        if other is not None:
+        others = ctx.billed.get(_billed_key(ctx.claim.patient_id, ctx.claim.payer_id, line), set()) - {ctx.claim.id}
+        if others:
             yield Finding(
                 "duplicate_claim",
                 f"lines[{n}]",
-                f"{line.procedure_code} on {line.date_of_service} by this provider is already billed on claim {other}",
+                f"{line.procedure_code} on {line.date_of_service} by this provider is already billed on claim "
+                f"{min(others)}",
             )
+
+
+def _billed_key(patient_id: int, payer_id: int, line: ServiceLine) -> tuple:
+    return (
+        patient_id,
+        payer_id,
+        line.date_of_service,
+        line.procedure_code,
+        line.rendering_provider_id,
+        tuple(line.modifiers or ()),
+    )
 
 
 @rule("correction_reference", "Replacement and void claims carry the payer's claim number")
@@ -299,22 +296,57 @@ def _payer_enrolled(ctx: ClaimContext):
         yield Finding("payer_enrolled", "payer", f"the practice is not set up to bill {name}")
 
 
-def load_context(session: Session, claim: Claim, today: date) -> ClaimContext:
-    lines = [(cl, cl.service_line) for cl in claim.lines]
-    provider_ids = {line.rendering_provider_id for _, line in lines} | {claim.rendering_provider_id}
-    return ClaimContext(
-        claim=claim,
-        lines=lines,
-        encounter=session.get(Encounter, claim.encounter_id),
-        patient=session.get(Patient, claim.patient_id),
-        coverage=session.get(Coverage, claim.coverage_id),
-        payer=session.get(Payer, claim.payer_id),
-        practice_payer=session.scalar(select(PracticePayer).where(PracticePayer.payer_id == claim.payer_id)),
-        identity=session.get(BillingIdentity, 1),
-        providers={p.id: p for p in session.scalars(select(Provider).where(Provider.id.in_(provider_ids)))},
-        today=today,
-        session=session,
+def load_contexts(session: Session, claims: list[Claim], today: date) -> list[ClaimContext]:
+    """Contexts for a batch of claims in a fixed number of queries, whatever the batch size."""
+    if not claims:
+        return []
+
+    def by_id(model, ids):
+        return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))} if ids else {}
+
+    patient_ids = {c.patient_id for c in claims}
+    payer_ids = {c.payer_id for c in claims}
+    encounters = by_id(Encounter, {c.encounter_id for c in claims})
+    patients = by_id(Patient, patient_ids)
+    coverages = by_id(Coverage, {c.coverage_id for c in claims})
+    payers = by_id(Payer, payer_ids)
+    provider_ids = {c.rendering_provider_id for c in claims} | {
+        cl.service_line.rendering_provider_id for c in claims for cl in c.lines
+    }
+    providers = by_id(Provider, provider_ids)
+    enrolments = {
+        pp.payer_id: pp for pp in session.scalars(select(PracticePayer).where(PracticePayer.payer_id.in_(payer_ids)))
+    }
+    identity = session.get(BillingIdentity, 1)
+    billed: dict[tuple, set[int]] = {}
+    rows = session.execute(
+        select(Claim.id, Claim.patient_id, Claim.payer_id, ServiceLine)
+        .join(ClaimLine, ClaimLine.claim_id == Claim.id)
+        .join(ServiceLine, ServiceLine.id == ClaimLine.service_line_id)
+        .where(
+            Claim.patient_id.in_(patient_ids),
+            Claim.frequency_code == "1",
+            Claim.status.in_(BILLED_STATUSES),
+        )
     )
+    for claim_id, patient_id, payer_id, line in rows:
+        billed.setdefault(_billed_key(patient_id, payer_id, line), set()).add(claim_id)
+    return [
+        ClaimContext(
+            claim=claim,
+            lines=[(cl, cl.service_line) for cl in claim.lines],
+            encounter=encounters[claim.encounter_id],
+            patient=patients[claim.patient_id],
+            coverage=coverages[claim.coverage_id],
+            payer=payers.get(claim.payer_id),
+            practice_payer=enrolments.get(claim.payer_id),
+            identity=identity,
+            providers=providers,
+            today=today,
+            billed=billed,
+        )
+        for claim in claims
+    ]
 
 
 def run_rules(ctx: ClaimContext) -> list[Finding]:
@@ -331,20 +363,47 @@ def run_rules(ctx: ClaimContext) -> list[Finding]:
     return findings
 
 
-def scrub_claim(session: Session, claim: Claim, *, user_id: int | None, today: date | None = None) -> list[Finding]:
-    """Run every rule, store the findings as a new run, and move the claim to ready (no errors) or scrubbed."""
-    findings = run_rules(load_context(session, claim, today or date.today()))
-    run = (session.scalar(select(func.max(ScrubFinding.run)).where(ScrubFinding.claim_id == claim.id)) or 0) + 1
-    for f in findings:
-        session.add(
-            ScrubFinding(claim_id=claim.id, run=run, rule=f.rule, severity=f.severity, field=f.field, message=f.message)
-        )
-    errors = [f for f in findings if f.severity == "error"]
-    target = "scrubbed" if errors else "ready"
-    reason = f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)" if findings else "clean"
-    transition(session, claim, target, source="scrubber", user_id=user_id, reason=reason)
+def scrub_claims(
+    session: Session,
+    claims: list[Claim],
+    *,
+    user_id: int | None,
+    today: date | None = None,
+    contexts: list[ClaimContext] | None = None,
+) -> dict[int, list[Finding]]:
+    """Run every rule on each claim, store the findings as a new run per claim, and move each claim to ready (no
+    errors) or scrubbed. Callers that go on using the loaded rows pass their own `contexts`."""
+    if contexts is None:
+        contexts = load_contexts(session, claims, today or date.today())
+    runs = dict(
+        session.execute(
+            select(ScrubFinding.claim_id, func.max(ScrubFinding.run))
+            .where(ScrubFinding.claim_id.in_([c.id for c in claims]))
+            .group_by(ScrubFinding.claim_id)
+        ).all()
+    )
+    results: dict[int, list[Finding]] = {}
+    for ctx in contexts:
+        claim = ctx.claim
+        findings = run_rules(ctx)
+        run = runs.get(claim.id, 0) + 1
+        for f in findings:
+            session.add(
+                ScrubFinding(
+                    claim_id=claim.id, run=run, rule=f.rule, severity=f.severity, field=f.field, message=f.message
+                )
+            )
+        errors = [f for f in findings if f.severity == "error"]
+        target = "scrubbed" if errors else "ready"
+        reason = f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)" if findings else "clean"
+        transition(session, claim, target, source="scrubber", user_id=user_id, reason=reason)
+        results[claim.id] = findings
     session.flush()
-    return findings
+    return results
+
+
+def scrub_claim(session: Session, claim: Claim, *, user_id: int | None, today: date | None = None) -> list[Finding]:
+    return scrub_claims(session, [claim], user_id=user_id, today=today)[claim.id]
 
 
 def latest_findings(session: Session, claim_id: int) -> list[ScrubFinding]:

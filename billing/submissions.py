@@ -17,16 +17,12 @@ from billing.models import (
     BillingIdentity,
     Claim,
     ControlCounter,
-    Coverage,
-    Encounter,
-    Patient,
-    Payer,
     Provider,
     Submission,
     SubmissionClaim,
 )
 from billing.money import total
-from billing.scrubber import scrub_claim
+from billing.scrubber import ClaimContext, load_contexts, scrub_claims
 from integrations.x12 import claim837 as x837
 from medbill.errors import Invalid, NotFound
 
@@ -79,11 +75,9 @@ def _rendering(provider: Provider) -> x837.RenderingProvider:
     )
 
 
-def _claim_837(session: Session, claim: Claim, providers: dict[int, Provider]) -> x837.Claim:
-    patient = session.get(Patient, claim.patient_id)
-    coverage = session.get(Coverage, claim.coverage_id)
-    payer = session.get(Payer, claim.payer_id)
-    encounter = session.get(Encounter, claim.encounter_id)
+def _claim_837(ctx: ClaimContext) -> x837.Claim:
+    claim, patient, coverage, payer, encounter = ctx.claim, ctx.patient, ctx.coverage, ctx.payer, ctx.encounter
+    providers = ctx.providers
     patient_person = x837.Person(
         last_name=patient.last_name,
         first_name=patient.first_name,
@@ -201,8 +195,12 @@ def prepare_submission(
     candidates = list(session.scalars(stmt))
     skipped: dict[int, str] = {}
     claims: list[Claim] = []
+    # One batch: the scrubber loads patients, coverages, payers and encounters for all claims at once, and the
+    # 837 builder below then finds them in the session's identity map.
+    contexts = load_contexts(session, candidates, today or date.today())
+    scrubbed = scrub_claims(session, candidates, user_id=user_id, contexts=contexts)
     for claim in candidates:
-        findings = scrub_claim(session, claim, user_id=user_id, today=today)
+        findings = scrubbed[claim.id]
         if claim.status != "ready":
             errors = [f"{f.field}: {f.message}" for f in findings if f.severity == "error"]
             skipped[claim.id] = "; ".join(errors)
@@ -210,11 +208,8 @@ def prepare_submission(
             claims.append(claim)
     if not claims:
         return None
-    provider_ids = {c.rendering_provider_id for c in claims} | {
-        cl.service_line.rendering_provider_id for c in claims for cl in c.lines
-    }
-    providers = {p.id: p for p in session.scalars(select(Provider).where(Provider.id.in_(provider_ids)))}
-    claims_837 = [_claim_837(session, claim, providers) for claim in claims]
+    ready = {claim.id for claim in claims}
+    claims_837 = [_claim_837(ctx) for ctx in contexts if ctx.claim.id in ready]
     transactions = -(-len(claims) // MAX_CLAIMS_PER_TRANSACTION)
     channel = identity.clearinghouse_name
     isa = next_control_numbers(session, f"isa:{channel}")

@@ -27,6 +27,7 @@ class Periodic:
 
 SCHEDULE: tuple[Periodic, ...] = (
     Periodic("purge-expired-tokens", "jobs.maintenance.purge_expired_tokens", "17 * * * *"),
+    Periodic("fetch-clearinghouse-files", "jobs.acknowledgements.fetch_all_practices", "*/5 * * * *"),
 )
 
 

@@ -192,6 +192,127 @@ def users_create(email: str, full_name: str, role: str, company: str | None, pra
     click.echo(f"created {role} {email}")
 
 
+@main.command("sandbox-clearinghouse")
+@click.option("--root", type=click.Path(file_okay=False), help="account folders (default: <data dir>/sandbox)")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--sftp-port", type=int, default=None, help="serve SFTP on this port (default: directory drop only)")
+@click.option("--account", "accounts", multiple=True, help="NAME:PASSWORD of an SFTP account (repeatable)")
+@click.option("--payers", "payers_file", type=click.Path(dir_okay=False, exists=True), help="payer behaviour JSON")
+@click.option("--remit-delay", type=float, default=0.0, show_default=True, help="seconds before the 835 is written")
+def sandbox_clearinghouse(root, host, sftp_port, accounts, payers_file, remit_delay) -> None:
+    """A stand-in clearinghouse and payers for demos and tests: answers 837 files with 999, 277CA and 835."""
+    from pathlib import Path
+
+    from integrations.sandbox import SandboxConfig, run_sandbox
+    from integrations.sandbox.config import load_payers
+    from integrations.sandbox.server import host_key_fingerprint
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    pairs = {}
+    for item in accounts:
+        name, sep, password = item.partition(":")
+        if not sep or not name or not password:
+            raise click.ClickException(f"--account {item!r}: use NAME:PASSWORD")
+        pairs[name] = password
+    config = SandboxConfig(
+        root=Path(root) if root else settings.data_dir / "sandbox",
+        host=host,
+        sftp_port=sftp_port,
+        accounts=pairs,
+        remit_delay_seconds=remit_delay,
+        **({"payers": load_payers(Path(payers_file))} if payers_file else {}),
+    )
+    config.root.mkdir(parents=True, exist_ok=True)
+    if sftp_port:
+        click.echo(f"sandbox SFTP on {host}:{sftp_port}, host key {host_key_fingerprint(config)}")
+    click.echo(f"sandbox folders under {config.root}")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_sandbox(config, stop)
+
+
+@main.group()
+def edi() -> None:
+    """X12 files in and out."""
+
+
+@edi.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, exists=True))
+@click.option("--company", help="billing company slug: route the file to its practices")
+@click.option("--practice", help="practice slug: apply the whole file to this practice")
+def edi_import(path: str, company: str | None, practice: str | None) -> None:
+    """Apply a 999 or 277CA file, as if the clearinghouse had returned it."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from billing.edi_intake import intake, practice_slugs_for
+    from integrations.storage import company_key, practice_key
+    from medbill.services import make_storage
+    from tenants.registry import get_company, get_practice
+
+    if bool(company) == bool(practice):
+        raise click.ClickException("give exactly one of --company or --practice")
+    settings = _settings().ensure_secret_key()
+    db = _db(settings)
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    with db.shared_session() as s:
+        if company:
+            company_id = _run(lambda: get_company(s, company)).id
+            key = company_key(company_id, "edi", "inbound", f"{digest}.x12")
+        else:
+            _run(lambda: get_practice(s, practice))
+            key = practice_key(practice, "edi", "inbound", f"{digest}.x12")
+    make_storage(settings).put(key, data, content_type="application/edi-x12")
+    slugs = practice_slugs_for(db, company_id=company_id if company else None, practice_slug=practice)
+    report = _run(lambda: intake(db, data, storage_key=key, slugs=slugs))
+    click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+
+
+@main.group()
+def claims() -> None:
+    """Claims."""
+
+
+@claims.command("export")
+@click.option("--practice", required=True, help="practice slug")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder to write the 837 in")
+def claims_export(practice: str, out_dir: str) -> None:
+    """Write the practice's ready claims as an 837P file into a folder (for a manual upload) and mark them
+    submitted; the file is kept in storage like any submission."""
+    from pathlib import Path
+
+    from billing import submissions
+    from integrations.clearinghouse import DirectoryTransport
+    from integrations.storage import practice_key
+    from medbill.services import make_storage
+
+    settings = _settings().ensure_secret_key()
+    db = _db(settings)
+    storage = make_storage(settings)
+    with db.tenant_session(practice) as session:
+        prepared = _run(lambda: submissions.prepare_submission(session, practice_slug=practice, user_id=None))
+        if prepared is None:
+            session.commit()
+            click.echo("no ready claims")
+            return
+        data = prepared.text.encode("ascii")
+        key = practice_key(practice, "submissions", prepared.submission.filename)
+        storage.put(key, data, content_type="application/edi-x12")
+        prepared.submission.storage_key = key
+        session.commit()
+        out = Path(out_dir)
+        DirectoryTransport(out, inbox=".", outbox=".").send(prepared.submission.filename, data)
+        submissions.mark_transmitted(session, prepared.submission, user_id=None)
+        session.commit()
+    click.echo(f"wrote {out / prepared.submission.filename} ({prepared.submission.claim_count} claims)")
+    for claim_id, why in prepared.skipped.items():
+        click.echo(f"claim {claim_id} not ready: {why}")
+
+
 def _run(fn):
     from medbill.errors import DomainError
 

@@ -218,13 +218,13 @@ def test_periodic_jobs_are_enqueued_once_per_slot(services):
     redis = Redis.from_url(services.settings.redis_url)
     dispatcher = Dispatcher(redis)
     now = datetime(2031, 3, 4, 5, 17, tzinfo=UTC)
-    first = enqueue_due(dispatcher, now)
-    second = enqueue_due(dispatcher, now.replace(minute=40))  # same hourly slot, another scheduler
     entry = SCHEDULE[0]
+    first = enqueue_due(dispatcher, now, schedule=(entry,))
+    second = enqueue_due(dispatcher, now.replace(minute=40), schedule=(entry,))  # same slot, another scheduler
     assert slot_of(entry, now) == now and slot_of(entry, now.replace(minute=40)) == now
     assert first == [job_id_for(entry, now)]
     assert second == []
-    nxt = enqueue_due(dispatcher, now.replace(hour=6, minute=17))
+    nxt = enqueue_due(dispatcher, now.replace(hour=6, minute=17), schedule=(entry,))
     assert nxt == [job_id_for(entry, now.replace(hour=6))]
     for job_id in first + nxt:
         Queue(entry.queue, connection=redis).remove(job_id)

@@ -1,0 +1,66 @@
+"""Jobs: fetch what the clearinghouse returned for a practice (999, 277CA) and apply it; fan out over practices
+on a schedule."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from sqlalchemy import select
+
+from billing import edi_intake
+from billing.models import BillingIdentity
+from integrations.storage import practice_key
+from jobs.runtime import final_on_domain_error, runtime
+from jobs.submission import transport_for
+from medbill.errors import DomainError
+from tenants.models import Practice
+
+log = logging.getLogger("medbill.jobs.acknowledgements")
+
+
+@final_on_domain_error
+def fetch_clearinghouse_files(practice_slug: str) -> dict:
+    rt = runtime()
+    with rt.db.tenant_session(practice_slug) as session:
+        identity = session.get(BillingIdentity, 1)
+        if identity is None or not identity.transport:
+            return {"status": "skipped", "reason": "no clearinghouse transport configured"}
+        transport = transport_for(identity)
+    results = []
+    for remote in transport.fetch():
+        kinds = edi_intake.detect_kinds(remote.data) if remote.data.lstrip().startswith((b"ISA", b"\xef")) else set()
+        if not kinds or not kinds <= set(edi_intake.SUPPORTED):
+            # Remittances (835) and anything else are left for the intake that handles them.
+            results.append({"file": remote.name, "status": "left", "kinds": sorted(kinds)})
+            continue
+        digest = hashlib.sha256(remote.data).hexdigest()
+        key = practice_key(practice_slug, "edi", "inbound", f"{digest}-{remote.name}")
+        rt.storage.put(key, remote.data, content_type="application/edi-x12")
+        try:
+            report = edi_intake.intake(rt.db, remote.data, storage_key=key, slugs=[practice_slug])
+            results.append({"file": remote.name, "status": "applied", **report.as_dict()})
+        except DomainError as exc:
+            log.warning("file %s from the clearinghouse was refused: %s", remote.name, exc.message)
+            results.append({"file": remote.name, "status": "refused", "error": exc.message})
+        transport.archive(remote.name)
+    return {"files": results}
+
+
+def fetch_all_practices() -> list[str]:
+    """Scheduled: one fetch job per active practice with a clearinghouse, with ids that dedupe per run."""
+    rt = runtime()
+    with rt.db.shared_session() as session:
+        slugs = list(session.scalars(select(Practice.slug).where(Practice.status == "active")))
+    enqueued = []
+    for slug in slugs:
+        job_id = f"fetch-acks-{slug}"
+        queue = rt.dispatcher.queue("default")
+        job = queue.fetch_job(job_id)
+        if job is not None and job.get_status(refresh=False) in ("queued", "started", "scheduled", "deferred"):
+            continue  # the previous run for this practice is still pending
+        if job is not None:
+            job.delete()
+        rt.dispatcher.enqueue_now("default", fetch_clearinghouse_files, slug, job_id=job_id)
+        enqueued.append(slug)
+    return enqueued
