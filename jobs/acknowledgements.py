@@ -19,6 +19,16 @@ from tenants.models import Practice
 log = logging.getLogger("medbill.jobs.acknowledgements")
 
 
+ORDER = {"999": 0, "277": 1}
+
+
+def _kinds(data: bytes) -> set[str]:
+    try:
+        return edi_intake.detect_kinds(data)
+    except DomainError:
+        return set()
+
+
 @final_on_domain_error
 def fetch_clearinghouse_files(practice_slug: str) -> dict:
     rt = runtime()
@@ -28,8 +38,10 @@ def fetch_clearinghouse_files(practice_slug: str) -> dict:
             return {"status": "skipped", "reason": "no clearinghouse transport configured"}
         transport = transport_for(identity)
     results = []
-    for remote in transport.fetch():
-        kinds = edi_intake.detect_kinds(remote.data) if remote.data.lstrip().startswith((b"ISA", b"\xef")) else set()
+    fetched = [(remote, _kinds(remote.data)) for remote in transport.fetch()]
+    # A 999 speaks of the file, a 277CA of its claims: apply them in that order whatever the file names.
+    fetched.sort(key=lambda item: (min((ORDER.get(k, 9) for k in item[1]), default=9), item[0].name))
+    for remote, kinds in fetched:
         if not kinds or not kinds <= set(edi_intake.SUPPORTED):
             # Remittances (835) and anything else are left for the intake that handles them.
             results.append({"file": remote.name, "status": "left", "kinds": sorted(kinds)})

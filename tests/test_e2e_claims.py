@@ -1,0 +1,127 @@
+"""End to end with real processes: visit → claim → scrub → a real RQ worker submits over SFTP to the sandbox
+clearinghouse → the sandbox answers 999 + 277CA → the worker fetches and applies them → claim statuses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from billing import claims as claim_service
+from billing.models import BillingIdentity, Claim, ClaimAcknowledgement, ClaimStatusChange, Submission
+from billing.scrubber import scrub_claim
+from integrations.sandbox import SandboxConfig, start_in_background
+from integrations.sandbox.server import host_key_fingerprint
+from tests.billing.factories import billing_practice, insured_patient, visit
+from tests.conftest import PROJECT_ROOT
+from tests.s3server import free_port
+
+SFTP_PASSWORD = "sandbox-secret-1"
+
+
+@pytest.fixture()
+def sandbox(tmp_path):
+    config = SandboxConfig(
+        root=tmp_path / "sandbox",
+        sftp_port=free_port(),
+        accounts={"acme": SFTP_PASSWORD},
+        poll_seconds=0.2,
+    )
+    config.root.mkdir()
+    thread, stop = start_in_background(config)
+    try:
+        yield config
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+
+
+def _worker_burst(env: dict[str, str], queue: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "medbill.cli", "worker", "--burst", "--queue", queue],
+        env=env | {"MEDBILL_TEST_SFTP_PASSWORD": SFTP_PASSWORD},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+def _wait_for(path: Path, pattern: str, count: int, timeout: float = 60) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(path.glob(pattern))
+        if len(found) >= count:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"no {pattern} in {path} after {timeout}s: {sorted(p.name for p in path.iterdir())}")
+
+
+@pytest.mark.timeout(300)
+def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox):
+    bp = billing_practice(services, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        identity = s.get(BillingIdentity, 1)
+        identity.transport = {
+            "transport": "sftp",
+            "host": "127.0.0.1",
+            "port": sandbox.sftp_port,
+            "username": "acme",
+            "password_env": "MEDBILL_TEST_SFTP_PASSWORD",
+            "host_key_sha256": host_key_fingerprint(sandbox),
+        }
+        s.commit()
+    good = insured_patient(services, bp, factory)
+    unknown = insured_patient(services, bp, factory, member_id="UNK4455667")
+    claim_ids = []
+    with services.db.tenant_session(bp.slug) as s:
+        for patient in (good, unknown):
+            for claim in claim_service.create_claims(s, bp.access, visit(services, bp, patient)):
+                assert not scrub_claim(s, claim, user_id=bp.access.user_id)
+                claim_ids.append(claim.id)
+        s.commit()
+
+    services.dispatcher.enqueue_now("submission", "jobs.submission.submit_claims", bp.slug, None, bp.access.user_id)
+    _worker_burst(env, "submission")
+    with services.db.tenant_session(bp.slug) as s:
+        submission = s.scalar(select(Submission))
+        assert submission.status == "transmitted" and submission.claim_count == 2
+        assert {s.get(Claim, c).status for c in claim_ids} == {"submitted"}
+        assert services.storage.get(submission.storage_key).startswith(b"ISA*")
+
+    # The file went over SFTP into the sandbox's inbox; the sandbox answers into the outbox.
+    outbox = sandbox.root / "acme" / "outbox"
+    _wait_for(outbox, "*.999", 1)
+    _wait_for(outbox, "*.277ca", 1)
+
+    services.dispatcher.enqueue_now("default", "jobs.acknowledgements.fetch_clearinghouse_files", bp.slug)
+    _worker_burst(env, "default")
+    with services.db.tenant_session(bp.slug) as s:
+        accepted, rejected = s.get(Claim, claim_ids[0]), s.get(Claim, claim_ids[1])
+        assert accepted.status == "accepted" and accepted.payer_claim_number
+        assert rejected.status == "rejected"
+        reasons = s.scalar(select(ClaimAcknowledgement.reasons).where(ClaimAcknowledgement.claim_id == rejected.id))
+        assert reasons and any("Subscriber" in r or "Member" in r or "Insured" in r for r in reasons), reasons
+        path = [
+            (h.to_status, h.source)
+            for h in s.scalars(
+                select(ClaimStatusChange)
+                .where(ClaimStatusChange.claim_id == accepted.id)
+                .order_by(ClaimStatusChange.id)
+            )
+        ]
+        assert path[-3:] == [("submitted", "submission"), ("acknowledged", "999"), ("accepted", "277ca")], path
+        assert s.scalar(select(Submission)).status == "accepted"
+    # Fetched files were archived; the 835 waits for the remittance intake.
+    assert not list(outbox.glob("*.999")) and not list(outbox.glob("*.277ca"))
+
+    # Fetching again changes nothing (files archived), and re-applying the same 277CA file is recognised.
+    services.dispatcher.enqueue_now("default", "jobs.acknowledgements.fetch_clearinghouse_files", bp.slug)
+    _worker_burst(env, "default")
+    with services.db.tenant_session(bp.slug) as s:
+        assert s.get(Claim, claim_ids[0]).status == "accepted"
