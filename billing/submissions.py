@@ -5,6 +5,7 @@ a failed transmission is retried with the same file, so no claim is ever sent tw
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -62,15 +63,32 @@ def identity_for_submission(session: Session) -> BillingIdentity:
     return identity
 
 
+# Letters Unicode does not decompose into an ASCII base letter.
+_NO_DECOMPOSITION = str.maketrans(
+    {"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "ß": "ss", "Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Œ": "OE",
+     "œ": "oe", "Þ": "TH", "þ": "th", "’": "'"}
+)  # fmt: skip
+
+
+def ascii_text(value: str | None) -> str:
+    """X12's character set is ASCII: 'Müller' goes out as 'Muller', and anything without an ASCII form is dropped."""
+    if not value:
+        return ""
+    value = value.translate(_NO_DECOMPOSITION)
+    return unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+
+
 def _address(line1, city, state, postal_code, line2="") -> x837.Address:
-    return x837.Address(line1=line1, line2=line2 or "", city=city, state=state, postal_code=postal_code)
+    return x837.Address(
+        line1=ascii_text(line1), line2=ascii_text(line2), city=ascii_text(city), state=state, postal_code=postal_code
+    )
 
 
 def _rendering(provider: Provider) -> x837.RenderingProvider:
     return x837.RenderingProvider(
         npi=provider.npi,
-        last_name=provider.last_name,
-        first_name=provider.first_name,
+        last_name=ascii_text(provider.last_name),
+        first_name=ascii_text(provider.first_name),
         taxonomy_code=provider.taxonomy_code,
     )
 
@@ -79,9 +97,9 @@ def _claim_837(ctx: ClaimContext) -> x837.Claim:
     claim, patient, coverage, payer, encounter = ctx.claim, ctx.patient, ctx.coverage, ctx.payer, ctx.encounter
     providers = ctx.providers
     patient_person = x837.Person(
-        last_name=patient.last_name,
-        first_name=patient.first_name,
-        middle_name=patient.middle_name,
+        last_name=ascii_text(patient.last_name),
+        first_name=ascii_text(patient.first_name),
+        middle_name=ascii_text(patient.middle_name),
         date_of_birth=patient.date_of_birth,
         sex=patient.sex,
         address=_address(
@@ -92,8 +110,8 @@ def _claim_837(ctx: ClaimContext) -> x837.Claim:
         subscriber_person, dependent = patient_person, None
     else:
         subscriber_person = x837.Person(
-            last_name=coverage.subscriber_last_name,
-            first_name=coverage.subscriber_first_name,
+            last_name=ascii_text(coverage.subscriber_last_name),
+            first_name=ascii_text(coverage.subscriber_first_name),
             date_of_birth=coverage.subscriber_date_of_birth,
             sex=coverage.subscriber_sex,
             address=_address(
@@ -137,7 +155,7 @@ def _claim_837(ctx: ClaimContext) -> x837.Claim:
             person=subscriber_person, member_id=coverage.member_id, group_number=coverage.group_number
         ),
         payer=x837.Payer(
-            name=payer.name,
+            name=ascii_text(payer.name),
             payer_id=payer.payer_id,
             claim_filing_indicator=payer.claim_filing_indicator,
             address=payer_address,
@@ -159,7 +177,7 @@ def billing_provider(identity: BillingIdentity) -> x837.BillingProvider:
             identity.pay_to_address_line1, identity.pay_to_city, identity.pay_to_state, identity.pay_to_postal_code
         )
     return x837.BillingProvider(
-        organization_name=identity.organization_name,
+        organization_name=ascii_text(identity.organization_name),
         npi=identity.group_npi,
         tax_id=identity.tax_id,
         address=_address(

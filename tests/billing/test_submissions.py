@@ -35,6 +35,11 @@ def _prepare(services, bp, **kw):
 def test_every_scenario_validates_with_pyx12(services, factory, tmp_path):
     bp = billing_practice(services, factory)
     self_patient = insured_patient(services, bp, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        from billing.models import Patient
+
+        s.get(Patient, self_patient).last_name = "Müller-Øster"  # X12 is ASCII: written as Muller-Oster
+        s.commit()
     child = insured_patient(services, bp, factory, relationship_code="19")
     encounters = [
         visit(services, bp, self_patient),
@@ -79,6 +84,7 @@ def test_every_scenario_validates_with_pyx12(services, factory, tmp_path):
     clm = [seg for seg in transaction.segments if seg.id == "CLM"]
     assert [seg.elements[1] for seg in clm] == [str(c) for c in claim_ids]
     assert len([seg for seg in transaction.segments if seg.id == "PAT"]) == 1  # the dependent's patient loop
+    assert "NM1*IL*1*Muller-Oster*" in prepared.text
 
     # Corrections of a claim the payer accepted: replacement (7) and void (8) with REF*F8.
     with services.db.tenant_session(bp.slug) as s:
