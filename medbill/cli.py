@@ -192,47 +192,6 @@ def users_create(email: str, full_name: str, role: str, company: str | None, pra
     click.echo(f"created {role} {email}")
 
 
-@main.command("sandbox-clearinghouse")
-@click.option("--root", type=click.Path(file_okay=False), help="account folders (default: <data dir>/sandbox)")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--sftp-port", type=int, default=None, help="serve SFTP on this port (default: directory drop only)")
-@click.option("--account", "accounts", multiple=True, help="NAME:PASSWORD of an SFTP account (repeatable)")
-@click.option("--payers", "payers_file", type=click.Path(dir_okay=False, exists=True), help="payer behaviour JSON")
-@click.option("--remit-delay", type=float, default=0.0, show_default=True, help="seconds before the 835 is written")
-def sandbox_clearinghouse(root, host, sftp_port, accounts, payers_file, remit_delay) -> None:
-    """A stand-in clearinghouse and payers for demos and tests: answers 837 files with 999, 277CA and 835."""
-    from pathlib import Path
-
-    from integrations.sandbox import SandboxConfig, run_sandbox
-    from integrations.sandbox.config import load_payers
-    from integrations.sandbox.server import host_key_fingerprint
-
-    settings = _settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pairs = {}
-    for item in accounts:
-        name, sep, password = item.partition(":")
-        if not sep or not name or not password:
-            raise click.ClickException(f"--account {item!r}: use NAME:PASSWORD")
-        pairs[name] = password
-    config = SandboxConfig(
-        root=Path(root) if root else settings.data_dir / "sandbox",
-        host=host,
-        sftp_port=sftp_port,
-        accounts=pairs,
-        remit_delay_seconds=remit_delay,
-        **({"payers": load_payers(Path(payers_file))} if payers_file else {}),
-    )
-    config.root.mkdir(parents=True, exist_ok=True)
-    if sftp_port:
-        click.echo(f"sandbox SFTP on {host}:{sftp_port}, host key {host_key_fingerprint(config)}")
-    click.echo(f"sandbox folders under {config.root}")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    run_sandbox(config, stop)
-
-
 @main.group()
 def edi() -> None:
     """X12 files in and out."""
@@ -322,6 +281,14 @@ def _run(fn):
         detail = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in exc.errors.items())
         raise click.ClickException(exc.message + (f" ({detail})" if detail else "")) from exc
 
+
+def _register_sandbox() -> None:
+    from integrations.sandbox.cli import sandbox_clearinghouse
+
+    main.add_command(sandbox_clearinghouse, "sandbox-clearinghouse")
+
+
+_register_sandbox()
 
 if __name__ == "__main__":
     main()
