@@ -57,19 +57,16 @@ class _Router:
         return self._identities
 
     def for_npi(self, npi: str | None) -> str | None:
-        if len(self.slugs) == 1:
-            return self.slugs[0]
         matches = [slug for slug, ident in self.identities().items() if ident and npi and ident.group_npi == npi]
         return matches[0] if len(matches) == 1 else None
 
     def for_999(self, ack: Ack999) -> str | None:
-        if len(self.slugs) == 1:
-            return self.slugs[0]
-        candidates = [
-            slug for slug, ident in self.identities().items() if ident and ident.submitter_id == ack.receiver_id.strip()
-        ]
+        """The practice that sent the group this 999 acknowledges (group control numbers are unique across
+        practices; the submitter id narrows the search)."""
         owners = []
-        for slug in candidates:
+        for slug, ident in self.identities().items():
+            if ident is None or ident.submitter_id != ack.receiver_id.strip():
+                continue
             with self.db.tenant_session(slug) as s:
                 if find_submission(s, ack) is not None:
                     owners.append(slug)

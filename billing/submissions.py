@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -231,9 +231,10 @@ def prepare_submission(
     transactions = -(-len(claims) // MAX_CLAIMS_PER_TRANSACTION)
     channel = identity.clearinghouse_name
     isa = next_control_numbers(session, f"isa:{channel}")
-    gs = next_control_numbers(session, f"gs:{channel}")
+    # Unique across practices (one shared sequence), increasing within each: a 999 names only this number.
+    gs = session.scalar(text("SELECT nextval('shared.group_control_numbers')"))
     st = next_control_numbers(session, f"st:{channel}", transactions)
-    text = x837.write_837p(
+    x12_text = x837.write_837p(
         x837.Interchange837(
             submitter=x837.Submitter(
                 name=identity.organization_name,
@@ -260,7 +261,7 @@ def prepare_submission(
         group_control_number=gs,
         filename=filename,
         storage_key="",  # set by the caller once the file is stored
-        file_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        file_sha256=hashlib.sha256(x12_text.encode()).hexdigest(),
         claim_count=len(claims),
         total_charge=total(c.total_charge for c in claims),
         created_by_user_id=user_id,
@@ -276,7 +277,7 @@ def prepare_submission(
             )
         )
     session.flush()
-    return PreparedSubmission(submission, text, skipped)
+    return PreparedSubmission(submission, x12_text, skipped)
 
 
 def pending_submissions(session: Session) -> list[Submission]:

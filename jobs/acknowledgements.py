@@ -37,6 +37,10 @@ def fetch_clearinghouse_files(practice_slug: str) -> dict:
         if identity is None or not identity.transport:
             return {"status": "skipped", "reason": "no clearinghouse transport configured"}
         transport = transport_for(identity)
+        company_id = session.scalar(select(Practice.company_id).where(Practice.slug == practice_slug))
+    # A billing company often shares one clearinghouse mailbox among its practices: whatever is in it is routed
+    # to the practice it names, which need not be the one whose fetch found it.
+    slugs = edi_intake.practice_slugs_for(rt.db, company_id=company_id)
     results = []
     fetched = [(remote, _kinds(remote.data)) for remote in transport.fetch()]
     # A 999 speaks of the file, a 277CA of its claims: apply them in that order whatever the file names.
@@ -50,7 +54,7 @@ def fetch_clearinghouse_files(practice_slug: str) -> dict:
         key = practice_key(practice_slug, "edi", "inbound", f"{digest}-{remote.name}")
         rt.storage.put(key, remote.data, content_type="application/edi-x12")
         try:
-            report = edi_intake.intake(rt.db, remote.data, storage_key=key, slugs=[practice_slug])
+            report = edi_intake.intake(rt.db, remote.data, storage_key=key, slugs=slugs)
             results.append({"file": remote.name, "status": "applied", **report.as_dict()})
         except DomainError as exc:
             log.warning("file %s from the clearinghouse was refused: %s", remote.name, exc.message)

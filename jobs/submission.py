@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 
 from billing import submissions
 from billing.models import BillingIdentity, Submission
@@ -71,4 +72,19 @@ def submit_claims(practice_slug: str, claim_ids: list[int] | None = None, user_i
         result["skipped"] = {str(k): v for k, v in prepared.skipped.items()}
         session.commit()
         result["submission"] = _transmit(session, transport, prepared.submission, data, user_id)
+        if result["submission"]["status"] == "transmitted":
+            _follow_up(rt, practice_slug, prepared.submission.id)
     return result
+
+
+FOLLOW_UP = timedelta(seconds=20)
+
+
+def _follow_up(rt, practice_slug: str, submission_id: int) -> None:
+    """Look for the clearinghouse's answer soon after sending, besides the scheduled fetch every few minutes."""
+    rt.dispatcher.queue("default").enqueue_in(
+        FOLLOW_UP,
+        "jobs.acknowledgements.fetch_clearinghouse_files",
+        practice_slug,
+        job_id=f"fetch-acks-{practice_slug}-after-{submission_id}",
+    )

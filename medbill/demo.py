@@ -13,7 +13,8 @@ What the seed creates (all fixed, so the README can list it):
 Every demo user has the password :data:`DEMO_PASSWORD`. The data is for local evaluation only: anyone who reads
 the README can log in, so never seed it on a server other people can reach.
 
-Visits, claims and payments do not exist in the code base yet; the issues that add them extend this seed.
+Billing data (payers, identities pointed at the sandbox clearinghouse, providers, fees, contracts, coverages,
+recent visits and their claims) comes from :mod:`medbill.demo_billing`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import func, select, text
 
 from billing.models import AgencyPlacement, Patient
 from billing.patients import normalise
+from medbill.demo_billing import seed_billing
 from tenants.db import Database
 from tenants.models import BillingCompany, CollectionAgency, Practice, User
 from tenants.registry import create_agency, create_company, create_practice, create_user, grant, link_agency
@@ -123,10 +125,13 @@ def seed_demo(db: Database) -> DemoLogins:
         lock_conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _SEED_LOCK_KEY})
         lock_conn.commit()
         try:
-            if demo_present(db):
-                return DemoLogins(logins, created=False)
-            _seed(db, logins)
-            return DemoLogins(logins, created=True)
+            created = not demo_present(db)
+            if created:
+                _seed(db, logins)
+            # Billing data joined the demo later: a demo seeded before it gets it now, once.
+            for index, spec in enumerate(PRACTICES):
+                seed_billing(db, spec.slug, spec.name, index=index)
+            return DemoLogins(logins, created=created)
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SEED_LOCK_KEY})
             lock_conn.commit()

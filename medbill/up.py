@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -35,7 +36,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
+
 from medbill.config import Settings
+from medbill.demo_billing import SANDBOX_ACCOUNT, SANDBOX_PASSWORD_ENV
 from medbill.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedValkey
 
 __all__ = ["run_up"]
@@ -165,12 +169,14 @@ def _start_and_supervise(settings: Settings, *, port: int, workers: int, demo: b
             _check_redis(redis_url)
         settings = settings.with_(database_url=database_url, redis_url=redis_url)
 
-        logins = _prepare_database(settings, demo=demo)
+        sandbox = _sandbox_setup(settings)
+        logins = _prepare_database(settings, demo=demo, sandbox=sandbox)
     finally:
         reservation.close()
 
-    _start_children(settings, port=port, workers=workers, stack=stack)
+    _start_children(settings, port=port, workers=workers, stack=stack, sandbox=sandbox)
     _wait_healthy(port, stack)
+    _submit_sandbox_claims(settings, sandbox)
     _banner(settings, port=port, stack=stack, logins=logins)
     return _supervise(stack)
 
@@ -251,7 +257,7 @@ def _redact(url: str) -> str:
 # ----------------------------------------------------------------------------------------------- database
 
 
-def _prepare_database(settings: Settings, *, demo: bool):
+def _prepare_database(settings: Settings, *, demo: bool, sandbox: SandboxSetup):
     from sqlalchemy.exc import SQLAlchemyError
 
     from medbill.demo import demo_logins, demo_present, seed_demo
@@ -265,20 +271,86 @@ def _prepare_database(settings: Settings, *, demo: bool):
         if report.shared_from != report.shared_to:
             say(f"Shared schema: {report.shared_from or 'empty'} -> {report.shared_to}.")
         if not demo:
-            return demo_logins() if demo_present(db) else ()
-        if demo_present(db):
+            logins = demo_logins() if demo_present(db) else ()
+        elif demo_present(db):
             say("demo data already present (not seeding again).")
-            return demo_logins()
-        say("Seeding demo data (first start).")
-        result = seed_demo(db)
-        if not result.created:
-            say("demo data already present (not seeding again).")
-        return result.logins
+            logins = seed_demo(db).logins  # completes parts added to the demo since it was seeded
+        else:
+            say("Seeding demo data (first start).")
+            result = seed_demo(db)
+            if not result.created:
+                say("demo data already present (not seeding again).")
+            logins = result.logins
+        sandbox.practices = _connect_to_sandbox(db, sandbox)
+        return logins
     except SQLAlchemyError as exc:
         first_line = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
         raise UpError(f"database {_redact(settings.database_url)}: {first_line}") from exc
     finally:
         db.dispose()
+
+
+# ------------------------------------------------------------------------------------------------- sandbox
+
+
+@dataclass
+class SandboxSetup:
+    """The sandbox clearinghouse `medbill up` runs for the demo: SFTP on loopback, one account."""
+
+    root: Path
+    port: int
+    password: str
+    fingerprint: str
+    practices: list[str] = field(default_factory=list)
+
+
+def _sandbox_setup(settings: Settings) -> SandboxSetup:
+    from integrations.sandbox import SandboxConfig
+    from integrations.sandbox.server import host_key_fingerprint
+
+    root = settings.data_dir / "sandbox"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret = settings.data_dir / "sandbox_password"
+    if not secret.exists():
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(18))
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    fingerprint = host_key_fingerprint(SandboxConfig(root=root))  # creates the host key on first use
+    return SandboxSetup(root=root, port=port, password=secret.read_text().strip(), fingerprint=fingerprint)
+
+
+def _connect_to_sandbox(db, sandbox: SandboxSetup) -> list[str]:
+    """Point every practice set up for the sandbox at this run's port and host key."""
+    from billing.models import BillingIdentity
+    from tenants.models import Practice
+
+    with db.shared_session() as session:
+        slugs = list(session.scalars(select(Practice.slug).where(Practice.status == "active")))
+    connected = []
+    for slug in slugs:
+        with db.tenant_session(slug) as session:
+            identity = session.get(BillingIdentity, 1)
+            if identity is None or not (identity.transport or {}).get("sandbox"):
+                continue
+            identity.transport = identity.transport | {"port": sandbox.port, "host_key_sha256": sandbox.fingerprint}
+            session.commit()
+            connected.append(slug)
+    return connected
+
+
+def _submit_sandbox_claims(settings: Settings, sandbox: SandboxSetup) -> None:
+    """Send the demo practices' ready claims, so the demo shows them going out and coming back."""
+    from jobs.queues import Dispatcher
+    from medbill.services import make_redis
+
+    dispatcher = Dispatcher(make_redis(settings))
+    for slug in sandbox.practices:
+        dispatcher.enqueue_now("submission", "jobs.submission.submit_claims", slug, None, None)
+    if sandbox.practices:
+        say(f"Submitting ready claims of {', '.join(sandbox.practices)} to the sandbox clearinghouse.")
 
 
 # ------------------------------------------------------------------------------------------------ children
@@ -304,7 +376,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stack) -> None:
+def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stack, sandbox: SandboxSetup) -> None:
     logs = settings.data_dir / "logs"
     logs.mkdir(exist_ok=True)
     logs.chmod(0o700)  # request logs and job errors can name patients
@@ -314,9 +386,18 @@ def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stac
                logs / "web.log"),
         *(_Child(f"worker-{i}", [*cli, "worker"], logs / f"worker-{i}.log") for i in range(1, workers + 1)),
         _Child("scheduler", [*cli, "scheduler"], logs / "scheduler.log"),
+        _Child(
+            "sandbox",
+            [*cli, "sandbox-clearinghouse", "--root", str(sandbox.root), "--sftp-port", str(sandbox.port),
+             "--account", f"{SANDBOX_ACCOUNT}:{sandbox.password}"],
+            logs / "sandbox.log",
+        ),
     ]  # fmt: skip
-    env = _child_env(settings)
-    say(f"Starting web on {HOST}:{port}, {workers} worker(s) and the scheduler (logs: {logs}).")
+    env = _child_env(settings) | {SANDBOX_PASSWORD_ENV: sandbox.password}
+    say(
+        f"Starting web on {HOST}:{port}, {workers} worker(s), the scheduler and the sandbox clearinghouse "
+        f"(SFTP {HOST}:{sandbox.port}; logs: {logs})."
+    )
     for child in children:
         child.log_offset = child.log_path.stat().st_size if child.log_path.exists() else 0
         with open(child.log_path, "ab") as log:

@@ -195,6 +195,30 @@ def resolve_practice(session: Session, principal: Principal, slug: str, permissi
     )
 
 
+def system_access(session: Session, slug: str, *, actor: str = "system") -> PracticeAccess:
+    """Access for work no person started (seeding, scheduled jobs): every permission, audited with no user."""
+    practice = session.scalar(select(Practice).where(Practice.slug == slug))
+    if practice is None:
+        raise NotFound(f"practice {slug!r} not found")
+    principal = Principal(
+        user_id=None,  # type: ignore[arg-type]  # audit entries of system work carry no user
+        email=actor,
+        full_name=actor,
+        company_roles={practice.company_id: "company_admin"},
+        practice_roles={},
+        agency_ids=frozenset(),
+    )
+    return PracticeAccess(
+        principal=principal,
+        practice_id=practice.id,
+        slug=practice.slug,
+        name=practice.name,
+        company_id=practice.company_id,
+        roles=frozenset({"company_admin"}),
+        permissions=PERMISSIONS["company_admin"],
+    )
+
+
 def require_global(principal: Principal, permission: str) -> None:
     """Permissions not tied to one practice (e.g. token administration) need the role somewhere."""
     if not any(permission in PERMISSIONS[r] for r in principal.roles):

@@ -72,8 +72,8 @@ class BillingPractice:
     access: object
 
 
-def billing_practice(services, factory, *, timely_filing_days: int = 365) -> BillingPractice:
-    company = factory.company()
+def billing_practice(services, factory, *, timely_filing_days: int = 365, company=None) -> BillingPractice:
+    company = company or factory.company()
     practice = factory.practice(company.slug)
     email = factory.user("biller", company=company)
     access = access_for(services, practice.slug, email)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from integrations.sandbox import SandboxConfig
+from tests.conftest import X12_FIXTURES
 from tests.sandbox.helpers import INVALID_NPI, Txn, build_837, claim, dependent, subscriber
 
 NOW = datetime(2025, 3, 10, 10, 30)
-FIXTURES = Path("/work/shared/fixtures/x12")
+FIXTURES = X12_FIXTURES
 TR3_837 = FIXTURES / "837p" / "badX12__X222-commercial-health-insurance.edi"
 MOOV_837 = FIXTURES / "837p" / "moov-x12__example_5010_837p_sample.txt"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from integrations.sandbox import SandboxConfig, process_inbox_once
+from tests.conftest import X12_FIXTURES
 from tests.sandbox.conftest import MOOV_837, TR3_837, drop, make_config, sample_837
 from tests.sandbox.helpers import assert_balanced, assert_valid, el, find, read_835, segments
 
@@ -237,7 +238,7 @@ def test_broken_interchanges_get_a_rejecting_999(config: SandboxConfig, mangle, 
 
 
 def test_unsupported_transaction_is_refused(config: SandboxConfig) -> None:
-    sample_835 = Path("/work/shared/fixtures/x12/835/badX12__X221-multiple-claims-single-check.edi")
+    sample_835 = X12_FIXTURES / "835" / "badX12__X221-multiple-claims-single-check.edi"
     drop(config, "wrong.835", sample_835.read_bytes())
     process_inbox_once(config)
     files = outputs(config)

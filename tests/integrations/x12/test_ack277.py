@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from integrations.x12.ack277 import parse_277ca
 from integrations.x12.reader import X12Error
 from integrations.x12.writer import SegmentWriter
+from tests.conftest import X12_FIXTURES
 
-FIXTURES = Path(os.environ.get("MEDBILL_X12_FIXTURES", "/work/shared/fixtures/x12")) / "277ca"
+FIXTURES = X12_FIXTURES / "277ca"
 ACCEPTED = "imsweb-x12-parser__x12_277CA_accepted.txt"
 REJECTED = "imsweb-x12-parser__x12_277CA_rejected.txt"
 NTH = "OopFactory.X12__277CA_5010_Deidentified_from_nth.txt"

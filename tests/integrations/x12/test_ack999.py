@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from integrations.x12.ack999 import parse_999
 from integrations.x12.reader import X12Error
+from tests.conftest import X12_FIXTURES
 
-FIXTURES = Path(os.environ.get("MEDBILL_X12_FIXTURES", "/work/shared/fixtures/x12")) / "999"
+FIXTURES = X12_FIXTURES / "999"
 WISCONSIN = "OopFactory.X12__999_DHS_Wisconsin_Sample.txt"
 ACCEPTED = "imsweb-x12-parser__x12_999_accepted.txt"
 REJECTED = "imsweb-x12-parser__x12_999_rejected.txt"

@@ -3,10 +3,8 @@ expected X12Error; delimiters are always read from the data."""
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +17,9 @@ from integrations.x12.reader import (
     parse_envelopes,
     read_segments,
 )
+from tests.conftest import X12_FIXTURES  # noqa: E402
 
-FIXTURES = Path(os.environ.get("MEDBILL_X12_FIXTURES", "/work/shared/fixtures/x12"))
+FIXTURES = X12_FIXTURES
 
 # name -> (interchanges, groups, transaction sets) with every check on.
 READS: dict[str, tuple[int, int, int]] = {
