@@ -176,8 +176,8 @@ def _start_and_supervise(settings: Settings, *, port: int, workers: int, demo: b
 
     _start_children(settings, port=port, workers=workers, stack=stack, sandbox=sandbox)
     _wait_healthy(port, stack)
-    _submit_sandbox_claims(settings, sandbox)
     _banner(settings, port=port, stack=stack, logins=logins)
+    _submit_sandbox_claims(settings, sandbox)
     return _supervise(stack)
 
 

@@ -110,6 +110,10 @@ class Up:
             assert self.proc.poll() is None, f"medbill up exited with {self.proc.returncode}:\n{self.output()}"
             assert time.monotonic() < deadline, f"no healthy answer within {timeout}s:\n{self.output()}"
             time.sleep(0.5)
+        # Healthy comes a moment before the banner is printed.
+        while "Press Ctrl-C to stop." not in self.output():
+            assert time.monotonic() < deadline, f"no banner within {timeout}s:\n{self.output()}"
+            time.sleep(0.2)
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
         self.proc.send_signal(sig)
