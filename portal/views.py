@@ -425,3 +425,6 @@ def patients(slug: str):
         first_index=(page - 1) * PATIENTS_PER_PAGE + 1,
         per_page=PATIENTS_PER_PAGE,
     )
+
+
+from portal import claims  # noqa: E402,F401
