@@ -467,3 +467,44 @@ class ClaimAcknowledgement(TenantBase):
     payer_claim_number: Mapped[str | None] = mapped_column(String(50))
     reasons: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     at: Mapped[datetime] = utcnow_column()
+
+
+# --- the ledger -----------------------------------------------------------------------------------------------------
+
+
+class LedgerEntry(TenantBase):
+    """One financial event on a claim line. Append-only: a correction is a reversal entry plus a new entry.
+    `insurance_delta` and `patient_delta` say how the event moves what the payer and the patient owe; balances are
+    their sums, so `charge - payments - adjustments == insurance balance + patient balance` holds by construction
+    and is tested over random sequences of events."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('charge', 'insurance_payment', 'contractual_adjustment', 'other_adjustment', "
+            "'patient_responsibility', 'transfer_to_secondary', 'patient_payment', 'write_off', 'refund', 'reversal')",
+            name="kind",
+        ),
+        Index("ix_ledger_entries_claim", "claim_id"),
+        Index("ix_ledger_entries_patient", "patient_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    claim_line_id: Mapped[int] = mapped_column(ForeignKey("claim_lines.id"), index=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn)
+    insurance_delta: Mapped[Decimal] = mapped_column(MoneyColumn)
+    patient_delta: Mapped[Decimal] = mapped_column(MoneyColumn)
+    # CARC group and reason for adjustments (CO-45, PR-1 ...), empty otherwise.
+    group_code: Mapped[str] = mapped_column(String(2), server_default="")
+    reason_code: Mapped[str] = mapped_column(String(5), server_default="")
+    reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), unique=True)
+    source_type: Mapped[str] = mapped_column(String(20))  # remittance, user, job
+    source_id: Mapped[str] = mapped_column(String(100), server_default="")
+    # What was posted, once: a retried posting finds its key taken and adds nothing.
+    posting_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = utcnow_column()
