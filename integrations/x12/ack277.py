@@ -21,8 +21,7 @@ from integrations.x12.reader import (
     TransactionSet,
     X12Error,
     parse_date,
-    parse_envelopes,
-    read_segments,
+    transaction_sets,
 )
 
 __all__ = ["ACCEPTED_CATEGORIES", "Ack277", "ClaimAck", "ClaimStatus", "parse_277ca"]
@@ -324,14 +323,8 @@ class _Ack277Reader:
 
 def parse_277ca(data: bytes | str) -> list[Ack277]:
     """Every ST*277 in `data`, in file order; X12Error (and nothing returned) if any part is malformed."""
-    interchanges = parse_envelopes(read_segments(data), check_control_numbers=False)
     acks: list[Ack277] = []
-    for interchange in interchanges:
+    for interchange, ts in transaction_sets(data, "277"):
         warnings = [str(warning) for warning in interchange.warnings]
-        for ts in interchange.transactions:
-            if ts.id_code != "277":
-                raise X12Error.at(ts.header, f"not a 277 transaction set: ST01 is {ts.id_code!r}", 1)
-            acks.append(_Ack277Reader(interchange, ts, warnings).read())
-    if not acks:
-        raise X12Error("no 277 transaction set in the data")
+        acks.append(_Ack277Reader(interchange, ts, warnings).read())
     return acks

@@ -18,7 +18,7 @@ from integrations.x12.codes import (
     IK502_TRANSACTION_ERRORS,
     describe,
 )
-from integrations.x12.reader import Interchange, Segment, TransactionSet, X12Error, parse_envelopes, read_segments
+from integrations.x12.reader import Interchange, Segment, TransactionSet, X12Error, transaction_sets
 
 __all__ = ["Ack999", "TransactionAck", "parse_999"]
 
@@ -213,14 +213,8 @@ class _Ack999Reader:
 
 def parse_999(data: bytes | str) -> list[Ack999]:
     """Every ST*999 in `data`, in file order; X12Error (and nothing returned) if any part is malformed."""
-    interchanges = parse_envelopes(read_segments(data), check_control_numbers=False)
     acks: list[Ack999] = []
-    for interchange in interchanges:
+    for interchange, ts in transaction_sets(data, "999"):
         warnings = [str(warning) for warning in interchange.warnings]
-        for ts in interchange.transactions:
-            if ts.id_code != "999":
-                raise X12Error.at(ts.header, f"not a 999 transaction set: ST01 is {ts.id_code!r}", 1)
-            acks.append(_Ack999Reader(interchange, ts, warnings).read())
-    if not acks:
-        raise X12Error("no 999 transaction set in the data")
+        acks.append(_Ack999Reader(interchange, ts, warnings).read())
     return acks

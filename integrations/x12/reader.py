@@ -614,3 +614,21 @@ def parse_envelopes(
     for seg in segments:
         reader.feed(seg)
     return reader.finish(segments[-1])
+
+
+def transaction_sets(
+    data: bytes | str, id_code: str, *, check_counts: bool = True
+) -> list[tuple[Interchange, TransactionSet]]:
+    """Every transaction set of kind `id_code` in `data`, in file order, with its interchange. A set of another
+    kind, or none at all, is an X12Error: a parser is handed only files of its own kind. Control-number mismatches
+    are kept as interchange warnings (masked samples and some payers alter them around intact content)."""
+    found = []
+    for interchange in parse_envelopes(read_segments(data), check_counts=check_counts, check_control_numbers=False):
+        for ts in interchange.transactions:
+            if ts.id_code.strip() != id_code:
+                article = "an" if id_code.startswith("8") else "a"  # "an 835", "a 999"
+                raise X12Error.at(ts.header, f"not {article} {id_code} transaction set: ST01 is {ts.id_code!r}", 1)
+            found.append((interchange, ts))
+    if not found:
+        raise X12Error(f"no {id_code} transaction set in the data")
+    return found

@@ -39,8 +39,7 @@ from integrations.x12.reader import (
     TransactionSet,
     X12Error,
     parse_date,
-    parse_envelopes,
-    read_segments,
+    transaction_sets,
 )
 
 __all__ = [
@@ -891,22 +890,18 @@ def parse_835(data: bytes | str, *, strict_balancing: bool = True, check_counts:
     wrong SE01/GE01/IEA01 counts (kept as warnings too). Control-number mismatches are always warnings: masked
     sample files and some payers alter them around intact content.
     """
-    interchanges = parse_envelopes(read_segments(data), check_counts=check_counts, check_control_numbers=False)
     remittances: list[Remittance] = []
     failures: list[_Failure] = []
-    for interchange in interchanges:
-        for ts in interchange.transactions:
-            if ts.id_code.strip() != "835":
-                raise X12Error.at(ts.header, f"not an 835 transaction set: ST01 is {ts.id_code!r}", 1)
-            reader = _RemitReader(interchange, ts, _envelope_warnings(interchange, ts))
-            remittance = reader.read()
-            # Lines are checked before the claim that holds them; report in file order instead.
-            set_failures = sorted(reader.failures, key=lambda failure: failure.seg.position)
-            if strict_balancing:
-                failures.extend(set_failures)
-            else:
-                remittance.warnings.extend(failure.message for failure in set_failures)
-            remittances.append(remittance)
+    for interchange, ts in transaction_sets(data, "835", check_counts=check_counts):
+        reader = _RemitReader(interchange, ts, _envelope_warnings(interchange, ts))
+        remittance = reader.read()
+        # Lines are checked before the claim that holds them; report in file order instead.
+        set_failures = sorted(reader.failures, key=lambda failure: failure.seg.position)
+        if strict_balancing:
+            failures.extend(set_failures)
+        else:
+            remittance.warnings.extend(failure.message for failure in set_failures)
+        remittances.append(remittance)
     if failures:
         first = failures[0].seg
         listing = "; ".join(failure.message for failure in failures)
