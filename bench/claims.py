@@ -21,6 +21,7 @@ import pyx12.params
 import pyx12.x12n_document
 from sqlalchemy import insert
 
+from billing.codes import npi_check_digit
 from billing.models import (
     BillingIdentity,
     Claim,
@@ -39,14 +40,8 @@ from tenants.migrate import migrate_all
 from tenants.registry import create_company, create_practice
 
 
-def npi(body: str) -> str:
-    digits = [int(d) for d in "80840" + body]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            d = d * 2 - (9 if d * 2 > 9 else 0)
-        total += d
-    return body + str((10 - total % 10) % 10)
+def npi(first_nine: str) -> str:
+    return first_nine + npi_check_digit(first_nine)
 
 
 def seed(db: Database, slug: str, payer_id: int, n_claims: int, index: int) -> None:

@@ -55,19 +55,23 @@ CLAIM_FILING_INDICATORS = {
 }  # fmt: skip
 
 
-def npi_is_valid(npi: str) -> bool:
-    """10 digits whose last is the Luhn check digit over 80840 + the first nine (CMS NPI standard)."""
-    if not isinstance(npi, str) or not _NPI_RE.match(npi):
-        return False
-    digits = [int(d) for d in "80840" + npi[:9]]
+def npi_check_digit(first_nine: str) -> str:
+    """The Luhn check digit over 80840 + the first nine digits (CMS NPI standard)."""
     total = 0
-    for i, digit in enumerate(reversed(digits)):
+    for i, digit in enumerate(int(d) for d in reversed("80840" + first_nine)):
         if i % 2 == 0:
             digit *= 2
             if digit > 9:
                 digit -= 9
         total += digit
-    return (10 - total % 10) % 10 == int(npi[9])
+    return str((10 - total % 10) % 10)
+
+
+def npi_is_valid(npi: str) -> bool:
+    """10 digits whose last is the check digit of the first nine."""
+    if not isinstance(npi, str) or not _NPI_RE.match(npi):
+        return False
+    return npi_check_digit(npi[:9]) == npi[9]
 
 
 def tax_id_is_valid(tax_id: str) -> bool:

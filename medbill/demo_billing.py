@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from billing import claims as claim_service
 from billing import encounters, setup
+from billing.codes import npi_check_digit
 from billing.models import BillingIdentity, Patient, Payer
 from billing.scrubber import scrub_claims
 from tenants.authz import system_access
@@ -61,14 +62,8 @@ SPECIALTIES = {
 }  # fmt: skip
 
 
-def _npi(body: str) -> str:
-    digits = [int(d) for d in "80840" + body]
-    total = 0
-    for i, digit in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            digit = digit * 2 - (9 if digit * 2 > 9 else 0)
-        total += digit
-    return body + str((10 - total % 10) % 10)
+def _npi(first_nine: str) -> str:
+    return first_nine + npi_check_digit(first_nine)
 
 
 def ensure_payers(db: Database) -> dict[str, int]:

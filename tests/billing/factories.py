@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from billing import encounters, setup
+from billing.codes import npi_check_digit
 from billing.models import Payer
 from tenants.authz import load_principal, resolve_practice
 from tenants.models import User
@@ -18,16 +19,9 @@ from tests.conftest import unique
 
 
 def npi(prefix9: str | None = None) -> str:
-    """A valid NPI (Luhn over 80840 + 9 digits)."""
+    """A valid NPI (random unless the first nine digits are given)."""
     body = prefix9 or ("1" + "".join(secrets.choice("0123456789") for _ in range(8)))
-    digits = [int(d) for d in "80840" + body]
-    total = 0
-    for i, digit in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            digit *= 2
-            digit -= 9 if digit > 9 else 0
-        total += digit
-    return body + str((10 - total % 10) % 10)
+    return body + npi_check_digit(body)
 
 
 def bad_npi() -> str:
