@@ -4,6 +4,16 @@ The lead's code builds these dataclasses from the database; `write_837p` checks 
 claim's patient control number and the field) and writes one ISA/GS holding one or more ST/SE transaction sets.
 The scrubber catches bad claims earlier for users; the checks here exist so that this writer never emits a file
 whose contents contradict themselves.
+
+Secondary and tertiary claims (coordination of benefits): `Claim.other_payers` lists the payers that adjudicated the
+claim before the destination payer (loops 2320/2330A/2330B) and `ServiceLine.adjudications` their line-level results
+(loop 2430). The amounts must balance as the TR3 (1.4.4) requires:
+- per line and prior payer: SV102 = the payer's SVD02 amounts + its 2430 CAS amounts;
+- per prior payer with line adjudications: AMT*D = its SVD02 amounts - its 2320 CAS amounts (with no claim-level
+  adjustments: the sum of its line payments);
+- per prior payer: CLM02 = AMT*D + its 2320 and 2430 CAS amounts.
+The remaining patient liability (AMT*EAF) goes at one level only: 2320 when the payer adjudicated at claim level,
+else one AMT*EAF per 2430, each the line's PR adjustments (which must then add up to the figure given).
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ __all__ = [
     "BillingProvider",
     "Claim",
     "Interchange837",
+    "LineAdjudication",
+    "OtherPayer",
     "Payer",
     "Person",
     "Receiver",
@@ -40,6 +52,15 @@ _FREQUENCIES = frozenset({"1", "7", "8"})
 _FREQUENCIES_NEEDING_PAYER_CLAIM_NUMBER = frozenset({"7", "8"})
 _PAYER_RESPONSIBILITIES = frozenset("ABCDEFGHPSTU")
 _SEXES = frozenset({"F", "M", "U"})
+MAX_OTHER_PAYERS = 10  # loop 2320 repeats
+MAX_LINE_ADJUDICATIONS = 15  # loop 2430 repeats per line
+MAX_CAS_SEGMENTS = 5  # per 2320 and per 2430
+CAS_TRIPLETS = 6  # reason/amount/quantity triplets per CAS
+_CAS_GROUPS = frozenset({"CO", "CR", "OA", "PI", "PR"})
+_PATIENT_RESPONSIBILITY_GROUP = "PR"
+_OTHER_RELATIONSHIPS = frozenset({"01", "18", "19", "20", "21", "39", "40", "53", "G8"})  # 2320 SBR02
+# Payer sequence: primary, secondary, tertiary, payers 4 to 11 (U, unknown, has no place in it).
+_PAYER_SEQUENCE = {code: rank for rank, code in enumerate("PSTABCDEFGH")}
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,19 @@ class RenderingProvider:
 
 
 @dataclass(frozen=True)
+class LineAdjudication:
+    """Loop 2430: one prior payer's adjudication of one service line."""
+
+    payer_id: str  # SVD01: the prior payer's id, as in OtherPayer.payer.payer_id
+    paid: Decimal  # SVD02
+    procedure_code: str  # SVD03 (HC:code:modifiers) as adjudicated
+    modifiers: tuple[str, ...] = ()
+    units: Decimal = Decimal(1)  # SVD05
+    adjustments: tuple[tuple[str, str, Decimal], ...] = ()  # CAS (group, reason, amount); zero amounts are not sent
+    adjudication_date: date | None = None  # DTP*573; defaults to the OtherPayer's adjudication_date
+
+
+@dataclass(frozen=True)
 class ServiceLine:
     line_item_control_number: str
     procedure_code: str
@@ -120,6 +154,21 @@ class ServiceLine:
     modifiers: tuple[str, ...] = ()
     place_of_service: str | None = None
     rendering_provider: RenderingProvider | None = None
+    adjudications: tuple[LineAdjudication, ...] = ()  # 2430, prior payers' results for this line
+
+
+@dataclass(frozen=True)
+class OtherPayer:
+    """Loops 2320 + 2330A + 2330B: a payer that adjudicated the claim before the destination payer."""
+
+    payer: Payer  # the prior payer (name, payer_id, claim filing indicator, address)
+    subscriber: Subscriber  # the insured under that payer's policy
+    relationship_code: str  # 2320 SBR02: the patient's relationship to that subscriber (18 self, 19 child, ...)
+    responsibility: str  # 2320 SBR01: that payer's place in the sequence (P, S, T, ...)
+    paid: Decimal  # AMT*D: what that payer paid on the claim
+    claim_adjustments: tuple[tuple[str, str, Decimal], ...] = ()  # 2320 CAS (group, reason, amount)
+    adjudication_date: date | None = None  # 2330B DTP*573; required when the payer has no line adjudications
+    remaining_patient_liability: Decimal | None = None  # AMT*EAF (2320, or per 2430 for line-level adjudication)
 
 
 @dataclass(frozen=True)
@@ -140,6 +189,8 @@ class Claim:
     # Checked against the lines' dates; not written, as the 837P has no claim-level service period (each line has
     # its DTP*472).
     service_date_range: tuple[date, date] | None = None
+    # Prior payers, for a secondary/tertiary claim (payer_responsibility S, T, ...); see the module docstring.
+    other_payers: tuple[OtherPayer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -257,6 +308,188 @@ def _check_claim(claim: Claim) -> None:
                     f"{where}.date_of_service",
                     f"{line.date_of_service} is outside the claim's service_date_range {start}..{end}",
                 )
+    _check_other_payers(claim)
+
+
+def _cas_segments(adjustments: tuple[tuple[str, str, Decimal], ...]) -> list[tuple[str, list[tuple[str, Decimal]]]]:
+    """CAS segments for `adjustments`: grouped by group code (in order of first appearance), at most CAS_TRIPLETS
+    reasons each; zero amounts are left out (the TR3 sends only non-zero adjustments)."""
+    by_group: dict[str, list[tuple[str, Decimal]]] = {}
+    for group, reason, amount in adjustments:
+        if amount != 0:
+            by_group.setdefault(group, []).append((reason, amount))
+    return [
+        (group, reasons[start : start + CAS_TRIPLETS])
+        for group, reasons in by_group.items()
+        for start in range(0, len(reasons), CAS_TRIPLETS)
+    ]
+
+
+def _check_adjustments(adjustments: object, where: str) -> Decimal:
+    """Checks CAS input; returns the sum of the amounts."""
+    if not isinstance(adjustments, tuple):
+        raise ValueError(f"{where}: must be a tuple of (group, reason, amount)")
+    total = Decimal(0)
+    for k, adjustment in enumerate(adjustments):
+        if not (isinstance(adjustment, tuple) and len(adjustment) == 3):
+            raise ValueError(f"{where}[{k}]: {adjustment!r} is not a (group, reason, amount) triple")
+        group, reason, amount = adjustment
+        if group not in _CAS_GROUPS:
+            raise ValueError(f"{where}[{k}]: group {group!r} is not one of {', '.join(sorted(_CAS_GROUPS))}")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"{where}[{k}]: an adjustment reason code is required")
+        total += _money(amount, f"{where}[{k}].amount")
+    segments = len(_cas_segments(adjustments))
+    if segments > MAX_CAS_SEGMENTS:
+        raise ValueError(
+            f"{where}: needs {segments} CAS segments (one per group, {CAS_TRIPLETS} reasons each); "
+            f"the 837P allows at most {MAX_CAS_SEGMENTS}"
+        )
+    return total
+
+
+def _patient_responsibility(adjustments: tuple[tuple[str, str, Decimal], ...]) -> Decimal:
+    return sum((amount for group, _, amount in adjustments if group == _PATIENT_RESPONSIBILITY_GROUP), Decimal(0))
+
+
+def _check_other_payers(claim: Claim) -> None:
+    """Coordination of benefits: the prior payers (2320/2330A/2330B) and the line adjudications (2430)."""
+    pcn = claim.patient_control_number
+
+    def fail(field: str, problem: str) -> ValueError:
+        return ValueError(f"claim {pcn!r}: {field}: {problem}")
+
+    ids: dict[str, int] = {}
+    if claim.other_payers:
+        if len(claim.other_payers) > MAX_OTHER_PAYERS:
+            raise fail("other_payers", f"{len(claim.other_payers)} other payers; at most {MAX_OTHER_PAYERS}")
+        if claim.payer_responsibility == "P":
+            raise fail(
+                "payer_responsibility",
+                "'P' (primary) although other_payers lists payers that adjudicated the claim before; "
+                "the destination payer of a secondary claim is 'S' (tertiary 'T')",
+            )
+        destination_rank = _PAYER_SEQUENCE.get(claim.payer_responsibility)
+        responsibilities: set[str] = set()
+        for i, other in enumerate(claim.other_payers):
+            where = f"other_payers[{i}]"
+            payer_id = other.payer.payer_id.strip()
+            if not payer_id:
+                raise fail(f"{where}.payer.payer_id", "required")
+            if not other.payer.name.strip():
+                raise fail(f"{where}.payer.name", "required")
+            if payer_id in ids:
+                raise fail(f"{where}.payer.payer_id", f"{payer_id!r} is also other_payers[{ids[payer_id]}]")
+            ids[payer_id] = i
+            code = other.responsibility
+            if code not in _PAYER_RESPONSIBILITIES:
+                raise fail(f"{where}.responsibility", f"{code!r} is not a payer responsibility code")
+            if code == claim.payer_responsibility or code in responsibilities:
+                raise fail(f"{where}.responsibility", f"{code!r} is already another payer's place in the sequence")
+            rank = _PAYER_SEQUENCE.get(code)
+            if rank is not None and destination_rank is not None and rank > destination_rank:
+                raise fail(
+                    f"{where}.responsibility",
+                    f"{code!r} comes after the claim's payer_responsibility {claim.payer_responsibility!r}, "
+                    "but this payer has already adjudicated the claim",
+                )
+            responsibilities.add(code)
+            if other.relationship_code not in _OTHER_RELATIONSHIPS:
+                raise fail(
+                    f"{where}.relationship_code",
+                    f"{other.relationship_code!r} is not one of {', '.join(sorted(_OTHER_RELATIONSHIPS))}",
+                )
+            if not other.subscriber.member_id.strip():
+                raise fail(f"{where}.subscriber.member_id", "required")
+            _check_person(other.subscriber.person, f"claim {pcn!r}: {where}.subscriber.person")
+            if other.payer.address is not None:
+                _check_address(other.payer.address, f"claim {pcn!r}: {where}.payer.address")
+            _money(other.paid, f"claim {pcn!r}: {where}.paid")
+            if other.remaining_patient_liability is not None:
+                _money(other.remaining_patient_liability, f"claim {pcn!r}: {where}.remaining_patient_liability")
+
+    # Per prior payer: sums over its line adjudications.
+    line_paid: dict[str, Decimal] = {}
+    line_adjusted: dict[str, Decimal] = {}
+    line_patient: dict[str, Decimal] = {}
+    for i, line in enumerate(claim.lines):
+        if not line.adjudications:
+            continue
+        if len(line.adjudications) > MAX_LINE_ADJUDICATIONS:
+            raise fail(
+                f"lines[{i}].adjudications",
+                f"{len(line.adjudications)} line adjudications; at most {MAX_LINE_ADJUDICATIONS}",
+            )
+        accounted: dict[str, Decimal] = {}
+        for j, adjudication in enumerate(line.adjudications):
+            where = f"lines[{i}].adjudications[{j}]"
+            payer_id = adjudication.payer_id.strip()
+            if payer_id not in ids:
+                known = ", ".join(repr(known_id) for known_id in ids) or "none"
+                raise fail(
+                    f"{where}.payer_id",
+                    f"{adjudication.payer_id!r} is not the payer_id of any of other_payers ({known})",
+                )
+            other = claim.other_payers[ids[payer_id]]
+            paid = _money(adjudication.paid, f"claim {pcn!r}: {where}.paid")
+            adjusted = _check_adjustments(adjudication.adjustments, f"claim {pcn!r}: {where}.adjustments")
+            if not adjudication.procedure_code.strip():
+                raise fail(f"{where}.procedure_code", "required")
+            if len(adjudication.modifiers) > MAX_MODIFIERS:
+                raise fail(f"{where}.modifiers", f"{len(adjudication.modifiers)} modifiers; at most {MAX_MODIFIERS}")
+            units = adjudication.units
+            if not isinstance(units, Decimal) or not units.is_finite() or units < 0:
+                raise fail(f"{where}.units", f"{units!r} is not a Decimal of zero or more")
+            if adjudication.adjudication_date is None and other.adjudication_date is None:
+                raise fail(
+                    f"{where}.adjudication_date",
+                    f"required (2430 DTP*573) unless other_payers[{ids[payer_id]}].adjudication_date is given",
+                )
+            accounted[payer_id] = accounted.get(payer_id, Decimal(0)) + paid + adjusted
+            line_paid[payer_id] = line_paid.get(payer_id, Decimal(0)) + paid
+            line_adjusted[payer_id] = line_adjusted.get(payer_id, Decimal(0)) + adjusted
+            line_patient[payer_id] = line_patient.get(payer_id, Decimal(0)) + _patient_responsibility(
+                adjudication.adjustments
+            )
+        for payer_id, amount in accounted.items():
+            if amount != line.charge:
+                raise fail(
+                    f"lines[{i}].adjudications",
+                    f"payer {payer_id!r}: paid + adjustments = {amount}, not the line charge {line.charge}",
+                )
+
+    for i, other in enumerate(claim.other_payers):
+        where = f"other_payers[{i}]"
+        payer_id = other.payer.payer_id.strip()
+        claim_adjusted = _check_adjustments(other.claim_adjustments, f"claim {pcn!r}: {where}.claim_adjustments")
+        if payer_id in line_paid:
+            expected = line_paid[payer_id] - claim_adjusted
+            if other.paid != expected:
+                detail = f" minus its claim_adjustments ({claim_adjusted})" if claim_adjusted else ""
+                raise fail(
+                    f"{where}.paid",
+                    f"{other.paid} is not the sum of payer {payer_id!r}'s line adjudications' paid amounts "
+                    f"({line_paid[payer_id]}){detail}",
+                )
+            liability = other.remaining_patient_liability
+            if liability is not None and liability != line_patient[payer_id]:
+                raise fail(
+                    f"{where}.remaining_patient_liability",
+                    f"{liability} is not the sum of the PR adjustments in payer {payer_id!r}'s line adjudications "
+                    f"({line_patient[payer_id]}); with line adjudications it is sent per line (2430 AMT*EAF) "
+                    "as each line's PR adjustments",
+                )
+        elif other.adjudication_date is None:
+            raise fail(
+                f"{where}.adjudication_date", "required (2330B DTP*573) when the payer has no line adjudications"
+            )
+        balance = other.paid + claim_adjusted + line_adjusted.get(payer_id, Decimal(0))
+        if balance != claim.total_charge:
+            raise fail(
+                f"{where}",
+                f"paid + claim and line adjustments of payer {payer_id!r} = {balance}, "
+                f"not the claim's total_charge {claim.total_charge}",
+            )
 
 
 def _tax_id(value: str) -> str:
@@ -332,6 +565,77 @@ def _rendering(w: SegmentWriter, provider: RenderingProvider) -> None:
         w.segment("PRV", "PE", "PXC", provider.taxonomy_code)
 
 
+def _cas(w: SegmentWriter, adjustments: tuple[tuple[str, str, Decimal], ...]) -> None:
+    for group, reasons in _cas_segments(adjustments):
+        w.segment("CAS", group, *[value for reason, amount in reasons for value in (reason, amount, None)])
+
+
+def _has_line_adjudications(claim: Claim, payer_id: str) -> bool:
+    return any(adj.payer_id.strip() == payer_id for line in claim.lines for adj in line.adjudications)
+
+
+def _other_payer(w: SegmentWriter, claim: Claim, other: OtherPayer) -> None:
+    """Loops 2320, 2330A and 2330B for one prior payer."""
+    line_level = _has_line_adjudications(claim, other.payer.payer_id.strip())
+    w.segment(
+        "SBR",
+        other.responsibility,
+        other.relationship_code,
+        other.subscriber.group_number,
+        None,
+        None,
+        None,
+        None,
+        None,
+        other.payer.claim_filing_indicator,
+    )
+    _cas(w, other.claim_adjustments)
+    w.segment("AMT", "D", other.paid)
+    if other.remaining_patient_liability is not None and not line_level:
+        w.segment("AMT", "EAF", other.remaining_patient_liability)
+    # OI03/OI06 repeat the claim's CLM08 (benefits assigned) and CLM09 (release of information); OI04 (patient
+    # signature source) is sent only when CLM10 is, which this writer does not send.
+    w.segment("OI", None, None, "Y", None, None, "Y")
+    person = other.subscriber.person
+    w.segment(
+        "NM1",
+        "IL",
+        "1",
+        person.last_name,
+        person.first_name,
+        person.middle_name or None,
+        None,
+        None,
+        "MI",
+        other.subscriber.member_id,
+    )
+    _address(w, person.address)
+    w.segment("NM1", "PR", "2", other.payer.name, None, None, None, None, "PI", other.payer.payer_id.strip())
+    if other.payer.address is not None:
+        _address(w, other.payer.address)
+    if not line_level:
+        assert other.adjudication_date is not None  # checked
+        w.segment("DTP", "573", "D8", other.adjudication_date.strftime("%Y%m%d"))
+
+
+def _line_adjudication(w: SegmentWriter, other: OtherPayer, adjudication: LineAdjudication) -> None:
+    """Loop 2430."""
+    w.segment(
+        "SVD",
+        adjudication.payer_id.strip(),
+        adjudication.paid,
+        ("HC", adjudication.procedure_code, *adjudication.modifiers),
+        None,
+        format_decimal(adjudication.units),
+    )
+    _cas(w, adjudication.adjustments)
+    when = adjudication.adjudication_date or other.adjudication_date
+    assert when is not None  # checked
+    w.segment("DTP", "573", "D8", when.strftime("%Y%m%d"))
+    if other.remaining_patient_liability is not None:
+        w.segment("AMT", "EAF", _patient_responsibility(adjudication.adjustments))
+
+
 def _diagnosis(code: str) -> str:
     return code.strip().replace(".", "").upper()
 
@@ -387,6 +691,9 @@ def _claim(w: SegmentWriter, interchange: Interchange837, claim: Claim, hl: int)
     )
     if claim.rendering_provider is not None:
         _rendering(w, claim.rendering_provider)
+    for other in claim.other_payers:
+        _other_payer(w, claim, other)
+    others = {other.payer.payer_id.strip(): other for other in claim.other_payers}
 
     billing_npi = interchange.billing_provider.npi
     for number, line in enumerate(claim.lines, start=1):
@@ -413,6 +720,8 @@ def _claim(w: SegmentWriter, interchange: Interchange837, claim: Claim, hl: int)
             and not (claim.rendering_provider is None and renderer.npi == billing_npi)
         ):
             _rendering(w, renderer)
+        for adjudication in line.adjudications:
+            _line_adjudication(w, others[adjudication.payer_id.strip()], adjudication)
     return hl
 
 
