@@ -1,4 +1,4 @@
-"""EDI intake at billing-company level: upload a 999 or 277CA file; each transaction set is routed to the practice
+"""EDI intake at billing-company level: upload a 999, 277CA or 835 file; each transaction set is routed to the practice
 it names (billing NPI, submitter id and group control number) and applied exactly once."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _company_id(slug: str | None) -> int:
 @blp.arguments(EdiArgs, location="query")
 @blp.response(200, IntakeReportSchema)
 def upload_edi(args):
-    """Upload a 999 or 277CA (multipart field `file`). Sets for practices of your company are applied; sets
+    """Upload a 999, 277CA or 835 (multipart field `file`). Sets for practices of your company are applied; sets
     already applied are reported as duplicates; sets that name no practice are reported as unmatched. A file that
     does not parse is refused whole with the segment at fault."""
     upload = request.files.get("file")

@@ -22,19 +22,23 @@ STATUSES = (
     "closed",
 )
 EDITABLE = frozenset({"draft", "scrubbed", "ready"})
+ADJUDICATED = ("paid", "partially_paid", "denied")
 TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"scrubbed", "ready", "closed"}),
     "scrubbed": frozenset({"scrubbed", "ready", "draft", "closed"}),
     "ready": frozenset({"ready", "scrubbed", "draft", "submitted", "closed"}),
     # A 277CA may arrive without (or before) the 999 that acknowledges its batch.
-    "submitted": frozenset({"acknowledged", "accepted", "rejected"}),
-    "acknowledged": frozenset({"accepted", "rejected"}),
-    "accepted": frozenset({"paid", "partially_paid", "denied", "closed"}),
+    # An 835 may also arrive before (or without) either acknowledgement: the payer adjudicated the claim.
+    "submitted": frozenset({"acknowledged", "accepted", "rejected", *ADJUDICATED}),
+    "acknowledged": frozenset({"accepted", "rejected", *ADJUDICATED}),
+    "accepted": frozenset({*ADJUDICATED, "closed"}),
     # A rejected claim never reached the payer: it is corrected and goes out again under the same number.
     "rejected": frozenset({"draft", "closed"}),
-    "paid": frozenset({"closed"}),
-    "partially_paid": frozenset({"paid", "denied", "closed"}),
-    "denied": frozenset({"paid", "partially_paid", "closed"}),
+    # Later 835s move an adjudicated claim among these (a second payment, a denial overturned); a reversal (CLP02
+    # 22) takes the payment back and returns the claim to accepted, awaiting the corrected adjudication.
+    "paid": frozenset({"partially_paid", "denied", "accepted", "closed"}),
+    "partially_paid": frozenset({"paid", "denied", "accepted", "closed"}),
+    "denied": frozenset({"paid", "partially_paid", "accepted", "closed"}),
     "closed": frozenset(),
 }
 

@@ -508,3 +508,70 @@ class LedgerEntry(TenantBase):
     note: Mapped[str] = mapped_column(Text, server_default="")
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = utcnow_column()
+
+
+# --- remittances (835) ----------------------------------------------------------------------------------------------
+
+
+class Deposit(TenantBase):
+    """The payment of one 835 transaction set (check or EFT), to reconcile with the bank. The amount may be 0
+    (a notification) or negative (more taken back than paid)."""
+
+    __tablename__ = "deposits"
+    __table_args__ = (UniqueConstraint("payer_identifier", "trace_number", "inbound_file_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    inbound_file_id: Mapped[int] = mapped_column(ForeignKey("inbound_files.id"), index=True)
+    payer_name: Mapped[str] = mapped_column(String(60), server_default="")
+    payer_id: Mapped[str] = mapped_column(String(80), server_default="")  # REF*2U, else N104
+    payer_identifier: Mapped[str] = mapped_column(String(50), server_default="")  # TRN03
+    payment_method: Mapped[str] = mapped_column(String(10))  # BPR04: ACH, CHK, NON...
+    handling_code: Mapped[str] = mapped_column(String(2), server_default="")  # BPR01
+    trace_number: Mapped[str] = mapped_column(String(50))  # TRN02
+    payment_date: Mapped[date | None] = mapped_column(Date)  # BPR16
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn)  # BPR02
+    payee_npi: Mapped[str | None] = mapped_column(String(80))
+    payee_tax_id: Mapped[str | None] = mapped_column(String(80))
+    storage_key: Mapped[str] = mapped_column(String(500), server_default="")  # the raw file it came in
+    created_at: Mapped[datetime] = utcnow_column()
+
+
+class ProviderAdjustmentEntry(TenantBase):
+    """One PLB reason/amount pair of a deposit (interest, recoupment, forward balance...). A positive amount reduces
+    the payment."""
+
+    __tablename__ = "provider_adjustments"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    deposit_id: Mapped[int] = mapped_column(ForeignKey("deposits.id"), index=True)
+    reason_code: Mapped[str] = mapped_column(String(5))
+    reference: Mapped[str | None] = mapped_column(String(50))
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn)
+    fiscal_period_date: Mapped[date | None] = mapped_column(Date)
+    # Set when the reference names one of our claims (its id or the payer's claim number).
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"), index=True)
+
+
+class RemittanceClaim(TenantBase):
+    """One CLP of a deposit and what became of it: posted, an exception (with the reason; the exception queue),
+    a reversal, or a duplicate."""
+
+    __tablename__ = "remittance_claims"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('posted', 'exception', 'reversal', 'duplicate')", name="outcome"),
+        Index("ix_remittance_claims_outcome", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    deposit_id: Mapped[int] = mapped_column(ForeignKey("deposits.id"), index=True)
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"), index=True)
+    patient_control_number: Mapped[str] = mapped_column(String(38))
+    status_code: Mapped[str] = mapped_column(String(2))
+    charge: Mapped[Decimal] = mapped_column(MoneyColumn)
+    paid: Mapped[Decimal] = mapped_column(MoneyColumn)
+    patient_responsibility: Mapped[Decimal] = mapped_column(MoneyColumn)
+    payer_claim_number: Mapped[str] = mapped_column(String(50), server_default="")
+    segment_position: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(10))
+    exception_reason: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = utcnow_column()

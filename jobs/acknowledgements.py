@@ -1,5 +1,5 @@
-"""Jobs: fetch what the clearinghouse returned for a practice (999, 277CA) and apply it; fan out over practices
-on a schedule."""
+"""Jobs: fetch what the clearinghouse returned for a practice (999, 277CA, 835) and apply or post it; fan out over
+practices on a schedule."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tenants.models import Practice
 log = logging.getLogger("medbill.jobs.acknowledgements")
 
 
-ORDER = {"999": 0, "277": 1}
+ORDER = {"999": 0, "277": 1, "835": 2}
 
 
 def _kinds(data: bytes) -> set[str]:
@@ -43,18 +43,18 @@ def fetch_clearinghouse_files(practice_slug: str) -> dict:
     slugs = edi_intake.practice_slugs_for(rt.db, company_id=company_id)
     results = []
     fetched = [(remote, _kinds(remote.data)) for remote in transport.fetch()]
-    # A 999 speaks of the file, a 277CA of its claims: apply them in that order whatever the file names.
+    # A 999 speaks of the file, a 277CA of its claims, an 835 pays them: in that order whatever the file names.
     fetched.sort(key=lambda item: (min((ORDER.get(k, 9) for k in item[1]), default=9), item[0].name))
     for remote, kinds in fetched:
-        if not kinds or not kinds <= set(edi_intake.SUPPORTED):
-            # Remittances (835) and anything else are left for the intake that handles them.
+        if not kinds or not kinds <= edi_intake.ALL_KINDS:
+            # Anything else is left for whoever handles it.
             results.append({"file": remote.name, "status": "left", "kinds": sorted(kinds)})
             continue
         digest = hashlib.sha256(remote.data).hexdigest()
         key = practice_key(practice_slug, "edi", "inbound", f"{digest}-{remote.name}")
         rt.storage.put(key, remote.data, content_type="application/edi-x12")
         try:
-            report = edi_intake.intake(rt.db, remote.data, storage_key=key, slugs=slugs)
+            report = edi_intake.intake(rt.db, remote.data, storage_key=key, slugs=slugs, kinds=edi_intake.ALL_KINDS)
             results.append({"file": remote.name, "status": "applied", **report.as_dict()})
         except DomainError as exc:
             log.warning("file %s from the clearinghouse was refused: %s", remote.name, exc.message)

@@ -202,7 +202,7 @@ def edi() -> None:
 @click.option("--company", help="billing company slug: route the file to its practices")
 @click.option("--practice", help="practice slug: apply the whole file to this practice")
 def edi_import(path: str, company: str | None, practice: str | None) -> None:
-    """Apply a 999 or 277CA file, as if the clearinghouse had returned it."""
+    """Apply a 999, 277CA or 835 file (an 835 posts to the ledger), as if the clearinghouse had returned it."""
     import hashlib
     import json
     from pathlib import Path

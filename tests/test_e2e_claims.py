@@ -1,5 +1,6 @@
 """End to end with real processes: visit → claim → scrub → a real RQ worker submits over SFTP to the sandbox
-clearinghouse → the sandbox answers 999 + 277CA → the worker fetches and applies them → claim statuses."""
+clearinghouse → the sandbox answers 999 + 277CA + 835 → the worker fetches them, applies the acknowledgements and
+posts the remittance → claim statuses and the ledger."""
 
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from billing import claims as claim_service
-from billing.models import BillingIdentity, Claim, ClaimAcknowledgement, ClaimStatusChange, Submission
+from billing import ledger
+from billing.models import (
+    BillingIdentity,
+    Claim,
+    ClaimAcknowledgement,
+    ClaimStatusChange,
+    Deposit,
+    RemittanceClaim,
+    Submission,
+)
 from billing.scrubber import scrub_claim
 from integrations.sandbox import SandboxConfig, start_in_background
 from integrations.sandbox.server import host_key_fingerprint
+from integrations.x12.remit835 import parse_835
 from tests.billing.factories import billing_practice, insured_patient, visit
 from tests.conftest import PROJECT_ROOT
 from tests.s3server import free_port
@@ -98,12 +109,14 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox):
     outbox = sandbox.root / "acme" / "outbox"
     _wait_for(outbox, "*.999", 1)
     _wait_for(outbox, "*.277ca", 1)
+    (era,) = _wait_for(outbox, "*.835", 1)
+    (remittance,) = parse_835(era.read_bytes())
 
     services.dispatcher.enqueue_now("default", "jobs.acknowledgements.fetch_clearinghouse_files", bp.slug)
     _worker_burst(env, "default")
     with services.db.tenant_session(bp.slug) as s:
         accepted, rejected = s.get(Claim, claim_ids[0]), s.get(Claim, claim_ids[1])
-        assert accepted.status == "accepted" and accepted.payer_claim_number
+        assert accepted.payer_claim_number
         assert rejected.status == "rejected"
         reasons = s.scalar(select(ClaimAcknowledgement.reasons).where(ClaimAcknowledgement.claim_id == rejected.id))
         assert reasons and any("Subscriber" in r or "Member" in r or "Insured" in r for r in reasons), reasons
@@ -115,13 +128,29 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox):
                 .order_by(ClaimStatusChange.id)
             )
         ]
-        assert path[-3:] == [("submitted", "submission"), ("acknowledged", "999"), ("accepted", "277ca")], path
+        assert path[-4:-1] == [("submitted", "submission"), ("acknowledged", "999"), ("accepted", "277ca")], path
+        # The same fetch posted the 835 after the acknowledgements: the accepted claim is paid, to the cent.
+        assert path[-1] in (("paid", "835"), ("partially_paid", "835"), ("denied", "835")), path
         assert s.scalar(select(Submission)).status == "accepted"
-    # Fetched files were archived; the 835 waits for the remittance intake.
-    assert not list(outbox.glob("*.999")) and not list(outbox.glob("*.277ca"))
+        (clp,) = remittance.claims
+        assert clp.patient_control_number == str(accepted.id)
+        balance = ledger.claim_balance(s, accepted.id)
+        cas = [*clp.adjustments, *(a for line in clp.lines for a in line.adjustments)]
+        assert balance.charges == clp.total_charge and balance.payments == clp.paid
+        assert balance.patient == clp.patient_responsibility == sum(a.amount for a in cas if a.group == "PR")
+        assert balance.adjustments == sum(a.amount for a in cas if a.group != "PR")
+        assert balance.insurance == 0 and accepted.status == ("denied" if clp.is_denied else "paid")
+        deposit = s.scalar(select(Deposit))
+        assert deposit.amount == remittance.total_payment and deposit.trace_number == remittance.trace_number
+        assert s.scalar(select(RemittanceClaim.outcome)) == "posted"
+        assert ledger.claim_balance(s, rejected.id).charges == 0  # nothing posted for the rejected claim
+    # Fetched files were archived.
+    assert not list(outbox.glob("*.999")) and not list(outbox.glob("*.277ca")) and not list(outbox.glob("*.835"))
 
+    accepted_status = path[-1][0]
     # Fetching again changes nothing (files archived), and re-applying the same 277CA file is recognised.
     services.dispatcher.enqueue_now("default", "jobs.acknowledgements.fetch_clearinghouse_files", bp.slug)
     _worker_burst(env, "default")
     with services.db.tenant_session(bp.slug) as s:
-        assert s.get(Claim, claim_ids[0]).status == "accepted"
+        assert s.get(Claim, claim_ids[0]).status == accepted_status
+        assert s.scalar(select(func.count()).select_from(Deposit)) == 1

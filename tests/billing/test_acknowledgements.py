@@ -120,6 +120,6 @@ def test_unsupported_and_unreadable_files(services, answered):
     first, *_ = answered
     with pytest.raises(Invalid, match="not a readable X12 file"):
         intake(services.db, b"hello, not edi", storage_key="x", slugs=[first.slug])
-    remit = X12_FIXTURES / "835" / "badX12__X221-multiple-claims-single-check.edi"
+    claim_file = X12_FIXTURES / "837p" / "badX12__X222-commercial-health-insurance.edi"
     with pytest.raises(Invalid, match="unsupported transaction set"):
-        intake(services.db, remit.read_bytes(), storage_key="x", slugs=[first.slug])
+        intake(services.db, claim_file.read_bytes(), storage_key="x", slugs=[first.slug])
