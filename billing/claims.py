@@ -57,7 +57,7 @@ def _audit(session: Session, access: PracticeAccess, claim_id: int, action: str,
     )
 
 
-def _new_claim(session, encounter, coverage, lines: list[ServiceLine], *, user_id, frequency="1", original=None):
+def new_claim(session, encounter, coverage, lines: list[ServiceLine], *, user_id, frequency="1", original=None):
     claim = Claim(
         encounter_id=encounter.id,
         patient_id=encounter.patient_id,
@@ -108,7 +108,7 @@ def create_claims(session: Session, access: PracticeAccess, encounter_id: int, s
         groups[key].append(line)
     claims = []
     for lines in groups.values():
-        claim = _new_claim(session, encounter, coverage, lines, user_id=access.user_id)
+        claim = new_claim(session, encounter, coverage, lines, user_id=access.user_id)
         record_creation(
             session, claim, source="user", user_id=access.user_id, reason=f"built from encounter {encounter.id}"
         )
@@ -177,7 +177,7 @@ def create_correction(session: Session, access: PracticeAccess, claim_id: int, f
     lines = [cl.service_line for cl in original.lines]
     encounter = get_encounter(session, original.encounter_id)
     coverage = session.get(Coverage, original.coverage_id)
-    claim = _new_claim(
+    claim = new_claim(
         session, encounter, coverage, lines, user_id=access.user_id, frequency=frequency, original=original
     )
     kind = "replacement" if frequency == "7" else "void"

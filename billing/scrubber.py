@@ -55,6 +55,8 @@ class ClaimContext:
     today: date
     # (patient, payer, date, code, provider, modifiers) -> ids of claims that already billed it
     billed: dict[tuple, set[int]] = field(default_factory=dict, repr=False)
+    # For a secondary/tertiary claim: what the earlier payers paid and adjusted (billing.secondary.PriorPayer).
+    prior_payers: list = field(default_factory=list, repr=False)
 
 
 Rule = Callable[[ClaimContext], Iterator[Finding]]
@@ -289,6 +291,19 @@ def _correction(ctx: ClaimContext):
         yield Finding("correction_reference", "payer_claim_number", "required for a replacement or void claim")
 
 
+@rule("prior_payer_adjudication", "A secondary or tertiary claim carries the earlier payers' complete adjudication")
+def _prior_payers(ctx: ClaimContext):
+    if ctx.coverage.priority == 1:
+        return
+    if not ctx.prior_payers:
+        yield Finding(
+            "prior_payer_adjudication", "coverage.priority", "no claim to the earlier payer(s): bill the primary first"
+        )
+    for prior in ctx.prior_payers:
+        for problem in prior.problems:
+            yield Finding("prior_payer_adjudication", "other_payers", problem)
+
+
 @rule("payer_enrolled", "The practice bills this payer")
 def _payer_enrolled(ctx: ClaimContext):
     if ctx.practice_payer is None or not ctx.practice_payer.active:
@@ -331,6 +346,8 @@ def load_contexts(session: Session, claims: list[Claim], today: date) -> list[Cl
     )
     for claim_id, patient_id, payer_id, line in rows:
         billed.setdefault(_billed_key(patient_id, payer_id, line), set()).add(claim_id)
+    from billing.secondary import prior_payers  # secondary builds on posting, which builds on this module's peers
+
     return [
         ClaimContext(
             claim=claim,
@@ -344,6 +361,7 @@ def load_contexts(session: Session, claims: list[Claim], today: date) -> list[Cl
             providers=providers,
             today=today,
             billed=billed,
+            prior_payers=prior_payers(session, claim) if coverages[claim.coverage_id].priority > 1 else [],
         )
         for claim in claims
     ]

@@ -5,7 +5,6 @@ a failed transmission is retried with the same file, so no claim is ever sent tw
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -13,12 +12,12 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from billing.claim_parties import address, ascii_text, patient_person, rendering_provider, subscriber_person
 from billing.claim_status import transition
 from billing.models import (
     BillingIdentity,
     Claim,
     ControlCounter,
-    Provider,
     Submission,
     SubmissionClaim,
 )
@@ -63,65 +62,10 @@ def identity_for_submission(session: Session) -> BillingIdentity:
     return identity
 
 
-# Letters Unicode does not decompose into an ASCII base letter.
-_NO_DECOMPOSITION = str.maketrans(
-    {"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "ß": "ss", "Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Œ": "OE",
-     "œ": "oe", "Þ": "TH", "þ": "th", "’": "'"}
-)  # fmt: skip
-
-
-def ascii_text(value: str | None) -> str:
-    """X12's character set is ASCII: 'Müller' goes out as 'Muller', and anything without an ASCII form is dropped."""
-    if not value:
-        return ""
-    value = value.translate(_NO_DECOMPOSITION)
-    return unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
-
-
-def _address(line1, city, state, postal_code, line2="") -> x837.Address:
-    return x837.Address(
-        line1=ascii_text(line1), line2=ascii_text(line2), city=ascii_text(city), state=state, postal_code=postal_code
-    )
-
-
-def _rendering(provider: Provider) -> x837.RenderingProvider:
-    return x837.RenderingProvider(
-        npi=provider.npi,
-        last_name=ascii_text(provider.last_name),
-        first_name=ascii_text(provider.first_name),
-        taxonomy_code=provider.taxonomy_code,
-    )
-
-
 def _claim_837(ctx: ClaimContext) -> x837.Claim:
     claim, patient, coverage, payer, encounter = ctx.claim, ctx.patient, ctx.coverage, ctx.payer, ctx.encounter
     providers = ctx.providers
-    patient_person = x837.Person(
-        last_name=ascii_text(patient.last_name),
-        first_name=ascii_text(patient.first_name),
-        middle_name=ascii_text(patient.middle_name),
-        date_of_birth=patient.date_of_birth,
-        sex=patient.sex,
-        address=_address(
-            patient.address_line1, patient.city, patient.state, patient.postal_code, patient.address_line2
-        ),
-    )
-    if coverage.relationship_code == "18":
-        subscriber_person, dependent = patient_person, None
-    else:
-        subscriber_person = x837.Person(
-            last_name=ascii_text(coverage.subscriber_last_name),
-            first_name=ascii_text(coverage.subscriber_first_name),
-            date_of_birth=coverage.subscriber_date_of_birth,
-            sex=coverage.subscriber_sex,
-            address=_address(
-                coverage.subscriber_address_line1,
-                coverage.subscriber_city,
-                coverage.subscriber_state,
-                coverage.subscriber_postal_code,
-            ),
-        )
-        dependent = patient_person
+    dependent = None if coverage.relationship_code == "18" else patient_person(patient)
     claim_provider = providers[claim.rendering_provider_id]
     lines = []
     for claim_line in claim.lines:
@@ -137,14 +81,15 @@ def _claim_837(ctx: ClaimContext) -> x837.Claim:
                 modifiers=tuple(line.modifiers or ()),
                 place_of_service=line.place_of_service if line.place_of_service != encounter.place_of_service else None,
                 rendering_provider=(
-                    _rendering(providers[line.rendering_provider_id])
+                    rendering_provider(providers[line.rendering_provider_id])
                     if line.rendering_provider_id != claim.rendering_provider_id
                     else None
                 ),
+                adjudications=tuple(p.lines[line.id] for p in ctx.prior_payers if line.id in p.lines),
             )
         )
     payer_address = (
-        _address(payer.address_line1, payer.city, payer.state, payer.postal_code) if payer.address_line1 else None
+        address(payer.address_line1, payer.city, payer.state, payer.postal_code) if payer.address_line1 else None
     )
     return x837.Claim(
         patient_control_number=claim.patient_control_number,
@@ -152,7 +97,9 @@ def _claim_837(ctx: ClaimContext) -> x837.Claim:
         place_of_service=encounter.place_of_service,
         diagnoses=tuple(encounter.diagnoses),
         subscriber=x837.Subscriber(
-            person=subscriber_person, member_id=coverage.member_id, group_number=coverage.group_number
+            person=subscriber_person(coverage, patient),
+            member_id=coverage.member_id,
+            group_number=coverage.group_number,
         ),
         payer=x837.Payer(
             name=ascii_text(payer.name),
@@ -166,21 +113,22 @@ def _claim_837(ctx: ClaimContext) -> x837.Claim:
         payer_responsibility={1: "P", 2: "S", 3: "T"}[coverage.priority],
         frequency_code=claim.frequency_code,
         payer_claim_number=claim.payer_claim_number,
-        rendering_provider=_rendering(claim_provider),
+        rendering_provider=rendering_provider(claim_provider),
+        other_payers=tuple(p.other_payer for p in ctx.prior_payers),
     )
 
 
 def billing_provider(identity: BillingIdentity) -> x837.BillingProvider:
     pay_to = None
     if identity.pay_to_address_line1:
-        pay_to = _address(
+        pay_to = address(
             identity.pay_to_address_line1, identity.pay_to_city, identity.pay_to_state, identity.pay_to_postal_code
         )
     return x837.BillingProvider(
         organization_name=ascii_text(identity.organization_name),
         npi=identity.group_npi,
         tax_id=identity.tax_id,
-        address=_address(
+        address=address(
             identity.address_line1, identity.city, identity.state, identity.postal_code, identity.address_line2
         ),
         taxonomy_code=identity.taxonomy_code,

@@ -144,6 +144,8 @@ FAILURES = {
     "duplicate_claim": (_duplicate, "lines[1]"),
     "correction_reference": (_set(Claim, _claim_where, frequency_code="7"), "payer_claim_number"),
     "payer_enrolled": (_drop_enrolment, "payer"),
+    # A claim to a secondary coverage with no claim to the primary behind it.
+    "prior_payer_adjudication": (_set(Coverage, _coverage_where, priority=2), "coverage.priority"),
 }
 
 

@@ -1,0 +1,172 @@
+"""Coordination of benefits: once the primary payer has paid, the claim goes to the secondary (then tertiary)
+coverage with what the earlier payers paid and adjusted, line by line, taken from the ledger."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.claim_parties import ascii_text, subscriber_person
+from billing.claim_status import record_creation
+from billing.claims import coverage_on, new_claim
+from billing.encounters import get_encounter
+from billing.models import Claim, ClaimLine, Coverage, Deposit, LedgerEntry, Patient, Payer
+from billing.money import ZERO, total
+from billing.posting import SOURCE
+from integrations.x12 import claim837 as x837
+from tenants import audit
+
+PAID = ("paid", "partially_paid")
+ADJUSTMENT_KINDS = ("contractual_adjustment", "other_adjustment", "patient_responsibility")
+
+
+@dataclass
+class PriorPayer:
+    """What one earlier payer did with a claim: the 837 loops 2320/2330 and each line's 2430."""
+
+    other_payer: x837.OtherPayer
+    lines: dict[int, x837.LineAdjudication] = field(default_factory=dict)  # service line id -> adjudication
+    problems: list[str] = field(default_factory=list)
+
+
+def build_secondary_claims(session: Session, claim_ids: list[int], *, practice_id: int | None = None) -> list[Claim]:
+    """For each paid claim whose patient has a next-priority coverage on the date of service, the claim to that
+    coverage (once). Returns the new claims, in draft, for the scrubber and the next submission."""
+    created = []
+    claims = session.scalars(select(Claim).where(Claim.id.in_(claim_ids), Claim.status.in_(PAID))).all()
+    for prior in claims:
+        coverage = session.get(Coverage, prior.coverage_id)
+        encounter = get_encounter(session, prior.encounter_id)
+        following = coverage_on(session, prior.patient_id, encounter.date_of_service, priority=coverage.priority + 1)
+        if following is None or prior.frequency_code != "1":
+            continue
+        exists = session.scalar(
+            select(Claim.id).where(
+                Claim.encounter_id == prior.encounter_id, Claim.coverage_id == following.id, Claim.frequency_code == "1"
+            )
+        )
+        if exists is not None:
+            continue
+        lines = [cl.service_line for cl in prior.lines]
+        claim = new_claim(session, encounter, following, lines, user_id=None)
+        order = {2: "secondary", 3: "tertiary"}.get(following.priority, "next")
+        record_creation(session, claim, source="remittance", user_id=None, reason=f"{order} to claim {prior.id}")
+        audit.record(
+            session, user_id=None, practice_id=practice_id, object_type="claim", object_id=claim.id,
+            action="create", detail={"coordination_of_benefits": prior.id},
+        )  # fmt: skip
+        created.append(claim)
+    return created
+
+
+def prior_payers(session: Session, claim: Claim) -> list[PriorPayer]:
+    """The earlier payers of a secondary/tertiary claim, from the ledger postings of their claims."""
+    coverage = session.get(Coverage, claim.coverage_id)
+    if coverage.priority == 1:
+        return []
+    earlier = session.execute(
+        select(Claim, Coverage)
+        .join(Coverage, Coverage.id == Claim.coverage_id)
+        .where(
+            Claim.encounter_id == claim.encounter_id,
+            Claim.frequency_code == "1",
+            Coverage.priority < coverage.priority,
+        )
+        .order_by(Coverage.priority, Claim.id.desc())
+    ).all()
+    seen: set[int] = set()
+    result = []
+    for prior, prior_coverage in earlier:
+        if prior_coverage.priority in seen:
+            continue  # the latest claim to that payer
+        seen.add(prior_coverage.priority)
+        result.append(_prior_payer(session, claim, prior, prior_coverage))
+    return result
+
+
+def _net_entries(session: Session, claim_id: int) -> list[LedgerEntry]:
+    reversed_ids = select(LedgerEntry.reverses_entry_id).where(LedgerEntry.reverses_entry_id.is_not(None))
+    return list(
+        session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.claim_id == claim_id,
+                LedgerEntry.source_type == SOURCE,
+                LedgerEntry.kind != "reversal",
+                LedgerEntry.id.not_in(reversed_ids),
+            )
+        )
+    )
+
+
+def _prior_payer(session: Session, claim: Claim, prior: Claim, coverage: Coverage) -> PriorPayer:
+    payer = session.get(Payer, prior.payer_id)
+    patient = session.get(Patient, prior.patient_id)
+    entries = _net_entries(session, prior.id)
+    by_line: dict[int, list[LedgerEntry]] = defaultdict(list)
+    for entry in entries:
+        by_line[entry.claim_line_id].append(entry)
+    deposit_ids = {int(e.source_id.split(":")[1]) for e in entries if e.source_id.startswith("deposit:")}
+    dates = [
+        d for d in session.scalars(select(Deposit.payment_date).where(Deposit.id.in_(deposit_ids))) if d is not None
+    ]
+    adjudicated: date | None = max(dates) if dates else None
+    prior_lines = {
+        cl.service_line_id: cl for cl in session.scalars(select(ClaimLine).where(ClaimLine.claim_id == prior.id))
+    }
+    problems: list[str] = []
+    lines: dict[int, x837.LineAdjudication] = {}
+    patient_liability = ZERO
+    for claim_line in claim.lines:
+        prior_line = prior_lines.get(claim_line.service_line_id)
+        if prior_line is None:
+            problems.append(f"line {claim_line.line_number} was not on claim {prior.id} to {payer.name}")
+            continue
+        posted = by_line.get(prior_line.id, [])
+        paid = total(e.amount for e in posted if e.kind == "insurance_payment")
+        sums: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+        for e in posted:
+            if e.kind in ADJUSTMENT_KINDS:
+                group = e.group_code or ("PR" if e.kind == "patient_responsibility" else "OA")
+                sums[(group, e.reason_code or "45")] += e.amount
+        adjustments = tuple((g, r, amount) for (g, r), amount in sums.items() if amount)
+        patient_liability += total(a for (g, _r), a in sums.items() if g == "PR")
+        if not posted:
+            problems.append(f"{payer.name} has posted nothing for line {claim_line.line_number} of claim {prior.id}")
+            continue
+        if paid + total(a for _g, _r, a in adjustments) != claim_line.charge:
+            problems.append(
+                f"line {claim_line.line_number}: {payer.name} paid {paid} and adjusted "
+                f"{total(a for _g, _r, a in adjustments)}, which does not account for the charge {claim_line.charge}"
+            )
+        service = claim_line.service_line
+        lines[claim_line.service_line_id] = x837.LineAdjudication(
+            payer_id=payer.payer_id,
+            paid=paid,
+            procedure_code=service.procedure_code,
+            modifiers=tuple(service.modifiers or ()),
+            units=service.units,
+            adjustments=adjustments,
+            adjudication_date=adjudicated,
+        )
+    if adjudicated is None:
+        problems.append(f"no payment date from {payer.name} for claim {prior.id}")
+    other = x837.OtherPayer(
+        payer=x837.Payer(name=ascii_text(payer.name), payer_id=payer.payer_id,
+                         claim_filing_indicator=payer.claim_filing_indicator),
+        subscriber=x837.Subscriber(
+            person=subscriber_person(coverage, patient),
+            member_id=coverage.member_id,
+            group_number=coverage.group_number,
+        ),
+        relationship_code=coverage.relationship_code,
+        responsibility={1: "P", 2: "S", 3: "T"}[coverage.priority],
+        paid=total(line.paid for line in lines.values()),
+        adjudication_date=adjudicated,
+        remaining_patient_liability=patient_liability,
+    )  # fmt: skip
+    return PriorPayer(other_payer=other, lines=lines, problems=problems)
