@@ -1,5 +1,7 @@
 """EDI intake at billing-company level: upload a 999, 277CA or 835 file; each transaction set is routed to the practice
-it names (billing NPI, submitter id and group control number) and applied exactly once."""
+it names (billing NPI, submitter id and group control number, the payee's NPI or tax id) and applied exactly once:
+acknowledgements now, remittances by a posting job per practice and set. Sets that name no practice of the company
+wait in the unmatched queue until a user assigns them."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from api.security import db_session, policy, principal
-from billing.edi_intake import intake, practice_slugs_for
+from billing.edi_intake import assign_unmatched, intake, list_unmatched, practice_slugs_for
 from integrations.storage import company_key
 from medbill.errors import Invalid, NotFound
 from tenants import audit
@@ -34,11 +36,54 @@ class IntakeReportSchema(Schema):
     applied = fields.List(fields.Dict(), required=True)
     duplicates = fields.List(fields.Dict(), required=True)
     unmatched = fields.List(fields.Dict(), required=True)
+    queued = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={"description": "835 sets queued for posting: practice, job_id (GET /api/v1/jobs/<id>), content_key"},
+    )
     storage_key = fields.String(required=True)
 
 
+class UnmatchedArgs(Schema):
+    company = fields.String(load_default=None, validate=validate.Length(max=41))
+    include_assigned = fields.Boolean(load_default=False)
+
+
+class UnmatchedSetSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    storage_key = fields.String(required=True)
+    content_key = fields.String(required=True)
+    sender_id = fields.String()
+    payee_npi = fields.String(allow_none=True)
+    payee_tax_id = fields.String(allow_none=True)
+    reason = fields.String()
+    detail = fields.Dict()
+    received_at = fields.DateTime()
+    assigned_practice = fields.String(allow_none=True)
+    assigned_at = fields.DateTime(allow_none=True)
+    job_id = fields.String(allow_none=True)
+
+
+class AssignSchema(Schema):
+    practice = fields.String(required=True, validate=validate.Length(min=1, max=41))
+
+
+class AssignResultSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    practice = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "queued (835), applied or duplicate"})
+    job_id = fields.String()
+    result = fields.Dict()
+
+
+def _writable_companies() -> set[int]:
+    return {cid for cid, role in principal().company_roles.items() if role in ("company_admin", "biller")}
+
+
 def _company_id(slug: str | None) -> int:
-    writable = {cid for cid, role in principal().company_roles.items() if role in ("company_admin", "biller")}
+    writable = _writable_companies()
     if slug:
         company_id = db_session().scalar(select(BillingCompany.id).where(BillingCompany.slug == slug))
         if company_id not in writable:
@@ -54,9 +99,10 @@ def _company_id(slug: str | None) -> int:
 @blp.arguments(EdiArgs, location="query")
 @blp.response(200, IntakeReportSchema)
 def upload_edi(args):
-    """Upload a 999, 277CA or 835 (multipart field `file`). Sets for practices of your company are applied; sets
-    already applied are reported as duplicates; sets that name no practice are reported as unmatched. A file that
-    does not parse is refused whole with the segment at fault."""
+    """Upload a 999, 277CA or 835 (multipart field `file`). Acknowledgements for practices of your company are
+    applied; each 835 set is queued for posting into its practice (`queued`: the job ids); sets already applied are
+    reported as duplicates; sets that name no practice are reported as unmatched and kept in the unmatched queue. A
+    file that does not parse is refused whole with the segment at fault."""
     upload = request.files.get("file")
     if upload is None:
         raise Invalid("send the file as multipart/form-data field 'file'", errors={"file": ["required"]})
@@ -67,7 +113,16 @@ def upload_edi(args):
     services = current_app.extensions["medbill"]
     key = company_key(company_id, "edi", "inbound", f"{hashlib.sha256(data).hexdigest()}.x12")
     services.storage.put(key, data, content_type="application/edi-x12")
-    report = intake(services.db, data, storage_key=key, slugs=practice_slugs_for(services.db, company_id=company_id))
+    report = intake(
+        services.db,
+        data,
+        storage_key=key,
+        slugs=practice_slugs_for(services.db, company_id=company_id),
+        inline=False,
+        dispatcher=services.dispatcher,
+        company_id=company_id,
+        user_id=principal().user_id,
+    )
     session = db_session()
     audit.record(
         session,
@@ -80,7 +135,39 @@ def upload_edi(args):
             "applied": len(report.applied),
             "duplicates": len(report.duplicates),
             "unmatched": len(report.unmatched),
+            "queued": [entry["job_id"] for entry in report.queued],
         },
     )
     session.commit()
     return report.as_dict() | {"storage_key": key}
+
+
+@blp.route("/edi/unmatched", methods=["GET"])
+@policy("edi:write")
+@blp.arguments(UnmatchedArgs, location="query")
+@blp.response(200, UnmatchedSetSchema(many=True))
+def unmatched_sets(args):
+    """The unmatched queue of your billing company: transaction sets that named no practice of it (newest first;
+    `include_assigned=true` also lists those assigned since)."""
+    company_id = _company_id(args["company"])
+    services = current_app.extensions["medbill"]
+    return list_unmatched(services.db, company_id, include_assigned=args["include_assigned"])
+
+
+@blp.route("/edi/unmatched/<int:unmatched_id>/assign", methods=["POST"])
+@policy("edi:write")
+@blp.arguments(AssignSchema)
+@blp.response(200, AssignResultSchema)
+def assign_unmatched_set(body, unmatched_id: int):
+    """Assign an unmatched set to a practice of the same billing company: a 999 or 277CA is applied to it now, an
+    835 is queued for posting into it (`job_id`). A set is assigned once."""
+    services = current_app.extensions["medbill"]
+    return assign_unmatched(
+        services.db,
+        services.storage,
+        services.dispatcher,
+        unmatched_id,
+        body["practice"],
+        company_ids=_writable_companies(),
+        user_id=principal().user_id,
+    )

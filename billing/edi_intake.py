@@ -1,26 +1,43 @@
 """EDI intake: read an incoming X12 file (999, 277CA, 835), route each transaction set to the practice it belongs to
 (by the identifiers inside), and apply it there, one transaction per practice (per set for an 835). A file that does
-not parse (or an 835 that does not balance) is refused whole, naming the segment; nothing of it is applied."""
+not parse (or an 835 that does not balance) is refused whole, naming the segment; nothing of it is applied.
+
+999 and 277CA sets are small and applied inline. An 835 set is posted inline only when the caller asks (`inline=True`:
+`medbill edi import`, tests); otherwise a posting job is queued per practice and set (`posting` queue,
+jobs.posting.post_remittance_set, with a deterministic id so the same set uploaded twice is queued once). The job
+reads the stored file again and posts the set by its content key (`post_stored_set`), exactly as inline posting does.
+
+A set that names no practice of the company goes to the unmatched queue (`UnmatchedEdiSet`, when the caller says which
+company the file came to), from which a user assigns it to a practice (`assign_unmatched`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 
-from billing.acknowledgements import apply_277ca, apply_999, claim_inbound, find_submission
+from billing.acknowledgements import apply_277ca, apply_999, claim_inbound, find_submission, transaction_key
 from billing.models import BillingIdentity, InboundFile
 from billing.posting import post_remittance, record_inbound
 from integrations.x12.ack277 import Ack277, parse_277ca
 from integrations.x12.ack999 import Ack999, parse_999
 from integrations.x12.reader import X12Error, read_segments
 from integrations.x12.remit835 import Remittance, parse_835
-from medbill.errors import Invalid
+from medbill.errors import Conflict, Invalid, NotFound
+from tenants import audit
 from tenants.db import Database
-from tenants.models import Practice
+from tenants.models import Practice, UnmatchedEdiSet
 
 SUPPORTED = {"999": "999", "277": "277CA", "835": "835"}
 ALL_KINDS = frozenset(SUPPORTED)
+POSTING_QUEUE = "posting"
+POSTING_JOB = "jobs.posting.post_remittance_set"
+# A job with this id in one of these states will post the set: another upload of it queues nothing.
+PENDING_STATES = frozenset({"queued", "started", "scheduled", "deferred"})
 
 
 @dataclass
@@ -28,9 +45,15 @@ class IntakeReport:
     applied: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
     unmatched: list[dict] = field(default_factory=list)
+    queued: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"applied": self.applied, "duplicates": self.duplicates, "unmatched": self.unmatched}
+        return {
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "unmatched": self.unmatched,
+            "queued": self.queued,
+        }
 
 
 def detect_kinds(data: bytes | str) -> set[str]:
@@ -97,8 +120,22 @@ def practice_slugs_for(db: Database, *, company_id: int | None = None, practice_
 
 
 def intake(
-    db: Database, data: bytes, *, storage_key: str, slugs: list[str], kinds: frozenset[str] = ALL_KINDS
+    db: Database,
+    data: bytes,
+    *,
+    storage_key: str,
+    slugs: list[str],
+    kinds: frozenset[str] = ALL_KINDS,
+    inline: bool = True,
+    dispatcher=None,
+    company_id: int | None = None,
+    user_id: int | None = None,
 ) -> IntakeReport:
+    """Route and apply a file already kept in storage under `storage_key`. 835 sets are posted here when `inline`,
+    else queued (one posting job per practice and set, on `dispatcher`). With `company_id`, sets that name no practice
+    go to the company's unmatched queue."""
+    if not inline and dispatcher is None:
+        raise ValueError("queued posting needs a dispatcher")
     found_kinds = detect_kinds(data)
     unknown = found_kinds - set(kinds)
     if unknown or not found_kinds:
@@ -116,36 +153,112 @@ def intake(
         raise Invalid(f"the file was not applied: {exc}", errors={"file": [str(exc)]}) from exc
     router = _Router(db, slugs)
     report = IntakeReport()
+    unmatched = _Unmatched(db, company_id, storage_key, report)
     for ack in acks_999:
         slug = router.for_999(ack)
         if slug is None:
-            report.unmatched.append({"kind": "999", "control_number": ack.control_number, "reason": "no practice"})
+            entry = {"kind": "999", "control_number": ack.control_number, "reason": "no practice"}
+            unmatched.add(
+                entry, content_key=transaction_key("999", ack), sender_id=ack.sender_id,
+                reason=f"no practice sent group control number {ack.group_control_number}",
+            )  # fmt: skip
             continue
         _apply(db, slug, "999", ack, storage_key, apply_999, report)
     for ack in acks_277:
         by_practice: dict[str, list] = {}
+        by_npi: dict[str, list] = {}
         for claim in ack.claims:
             slug = router.for_npi(claim.billing_provider_npi)
             if slug is None:
-                report.unmatched.append(
-                    {
-                        "kind": "277CA",
-                        "patient_control_number": claim.patient_control_number,
-                        "reason": f"no practice with billing NPI {claim.billing_provider_npi}",
-                    }
-                )
+                by_npi.setdefault(claim.billing_provider_npi or "", []).append(claim)
                 continue
             by_practice.setdefault(slug, []).append(claim)
         for slug, claims in by_practice.items():
             _apply(db, slug, "277CA", replace(ack, claims=claims), storage_key, apply_277ca, report)
+        for billing_npi, claims in by_npi.items():
+            reason = f"no practice with billing NPI {billing_npi}" if billing_npi else "no billing NPI"
+            for claim in claims:
+                entry = {"kind": "277CA", "patient_control_number": claim.patient_control_number, "reason": reason}
+                unmatched.add(
+                    entry, content_key=unmatched_277_key(ack, billing_npi), sender_id=ack.sender_id,
+                    reason=reason, payee_npi=billing_npi or None,
+                    detail={"control_number": ack.control_number,
+                            "claims": [c.patient_control_number for c in claims]},
+                )  # fmt: skip
     # Remittances last: they speak of claims the acknowledgements above may just have accepted.
     for remittance in remittances:
         slug, why = router.for_payee(remittance)
         if slug is None:
-            report.unmatched.append({**_remittance_ids(remittance), "reason": why})
+            unmatched.add(
+                {**_remittance_ids(remittance), "reason": why}, content_key=remittance.content_key,
+                sender_id=remittance.sender_id, reason=why, payee_npi=remittance.payee_npi,
+                payee_tax_id=remittance.payee_tax_id, detail=_remittance_ids(remittance),
+            )  # fmt: skip
             continue
-        _post(db, slug, remittance, storage_key, report)
+        if inline:
+            _post(db, slug, remittance, storage_key, report)
+        else:
+            _queue(db, dispatcher, slug, remittance, storage_key, report, user_id=user_id)
     return report
+
+
+def unmatched_277_key(ack: Ack277, billing_npi: str) -> str:
+    """The claims of one 277CA set for one unknown billing NPI: what the unmatched queue keeps as one set."""
+    return hashlib.sha256(f"{transaction_key('277CA', ack)}|{billing_npi}".encode()).hexdigest()
+
+
+class _Unmatched:
+    """Sets that name no practice: reported, and kept in the company's unmatched queue when the company is known."""
+
+    def __init__(self, db: Database, company_id: int | None, storage_key: str, report: IntakeReport) -> None:
+        self.db = db
+        self.company_id = company_id
+        self.storage_key = storage_key
+        self.report = report
+        self._known: dict[str, tuple[int, int | None]] = {}
+
+    def add(self, entry: dict, *, content_key: str, sender_id: str, reason: str, payee_npi: str | None = None,
+            payee_tax_id: str | None = None, detail: dict | None = None) -> None:  # fmt: skip
+        if self.company_id is None:
+            self.report.unmatched.append(entry)
+            return
+        if content_key not in self._known:
+            self._known[content_key] = self._record(
+                entry["kind"], content_key, sender_id, reason, payee_npi, payee_tax_id, detail
+            )
+        row_id, assigned_practice_id = self._known[content_key]
+        if assigned_practice_id is None:
+            self.report.unmatched.append({**entry, "unmatched_id": row_id})
+            return
+        # Assigned to a practice before: applied (or queued) there already.
+        with self.db.shared_session() as s:
+            slug = s.scalar(select(Practice.slug).where(Practice.id == assigned_practice_id))
+        self.report.duplicates.append({"practice": slug, **entry, "unmatched_id": row_id, "assigned": True})
+
+    def _record(self, kind, content_key, sender_id, reason, payee_npi, payee_tax_id, detail) -> tuple[int, int | None]:
+        with self.db.shared_session() as s:
+            s.execute(
+                insert(UnmatchedEdiSet)
+                .values(
+                    company_id=self.company_id,
+                    kind=kind,
+                    storage_key=self.storage_key,
+                    content_key=content_key,
+                    sender_id=(sender_id or "")[:80],
+                    payee_npi=(payee_npi or None) and payee_npi[:80],
+                    payee_tax_id=(payee_tax_id or None) and payee_tax_id[:80],
+                    reason=reason,
+                    detail=detail or {},
+                )
+                .on_conflict_do_nothing(index_elements=["company_id", "content_key"])
+            )
+            row = s.execute(
+                select(UnmatchedEdiSet.id, UnmatchedEdiSet.assigned_practice_id).where(
+                    UnmatchedEdiSet.company_id == self.company_id, UnmatchedEdiSet.content_key == content_key
+                )
+            ).one()
+            s.commit()
+            return row.id, row.assigned_practice_id
 
 
 def _remittance_ids(remittance: Remittance) -> dict:
@@ -173,9 +286,19 @@ def _post(db: Database, slug: str, remittance: Remittance, storage_key: str, rep
         report.applied.append({"practice": slug, **_remittance_ids(remittance), **summary})
 
 
-def _apply(db: Database, slug: str, kind: str, ack: Ack999 | Ack277, storage_key: str, apply, report) -> None:
+def _apply(
+    db: Database, slug: str, kind: str, ack: Ack999 | Ack277, storage_key: str, apply, report, inbound_key=None
+) -> None:
     with db.tenant_session(slug) as session:
-        inbound_id = claim_inbound(session, kind, ack, storage_key)
+        if inbound_key is None:
+            inbound_id = claim_inbound(session, kind, ack, storage_key)
+        else:  # part of a set assigned by hand: recorded under the unmatched entry's own key
+            inbound_id = session.scalar(
+                insert(InboundFile)
+                .values(kind=kind, content_sha256=inbound_key, storage_key=storage_key)
+                .on_conflict_do_nothing(index_elements=["content_sha256"])
+                .returning(InboundFile.id)
+            )
         if inbound_id is None:
             session.rollback()
             report.duplicates.append({"practice": slug, "kind": kind, "control_number": ack.control_number})
@@ -187,3 +310,164 @@ def _apply(db: Database, slug: str, kind: str, ack: Ack999 | Ack277, storage_key
             return
         session.commit()
         report.applied.append({"practice": slug, "control_number": ack.control_number, **result})
+
+
+# --- queued posting -------------------------------------------------------------------------------------------------
+
+
+def posting_job_id(slug: str, content_key: str) -> str:
+    return f"post-{slug}-{content_key[:16]}"
+
+
+def queue_posting(
+    dispatcher, slug: str, storage_key: str, content_key: str, *, meta: dict | None = None
+) -> tuple[str, bool]:
+    """Queue the posting of one 835 set into one practice; (job id, whether a job was added). A job of the same id
+    still pending is the same work: nothing more is queued. One that ended (failed, or finished without posting)
+    is replaced. The posting itself is idempotent, so a race between two uploads costs one no-op job at most."""
+    job_id = posting_job_id(slug, content_key)
+    job = dispatcher.queue(POSTING_QUEUE).fetch_job(job_id)
+    if job is not None:
+        status = job.get_status(refresh=False)
+        if str(getattr(status, "value", status)) in PENDING_STATES:
+            return job_id, False
+        job.delete()
+    dispatcher.enqueue_now(
+        POSTING_QUEUE, POSTING_JOB, slug, storage_key, content_key, job_id=job_id,
+        meta={"kind": "post_remittance", "practice": slug, **(meta or {})},
+    )  # fmt: skip
+    return job_id, True
+
+
+def _already_posted(db: Database, slug: str, content_key: str) -> bool:
+    with db.tenant_session(slug) as session:
+        return session.scalar(select(InboundFile.id).where(InboundFile.content_sha256 == content_key)) is not None
+
+
+def _queue(
+    db: Database, dispatcher, slug: str, remittance: Remittance, storage_key: str, report: IntakeReport, *,
+    user_id: int | None,
+) -> None:  # fmt: skip
+    ids = _remittance_ids(remittance)
+    if _already_posted(db, slug, remittance.content_key):
+        report.duplicates.append({"practice": slug, **ids})
+        return
+    job_id, added = queue_posting(
+        dispatcher, slug, storage_key, remittance.content_key, meta={"user_id": user_id} if user_id else None
+    )
+    report.queued.append(
+        {"practice": slug, "job_id": job_id, "content_key": remittance.content_key, "already_queued": not added, **ids}
+    )
+
+
+def post_stored_set(db: Database, slug: str, data: bytes, *, storage_key: str, content_key: str) -> dict:
+    """What a posting job does: the 835 set of `data` with this content key, posted into the practice in one
+    transaction (or recognised as posted before)."""
+    try:
+        remittances = parse_835(data)
+    except X12Error as exc:
+        raise Invalid(f"the file was not posted: {exc}", errors={"file": [str(exc)]}) from exc
+    remittance = next((r for r in remittances if r.content_key == content_key), None)
+    if remittance is None:
+        raise NotFound(f"no 835 transaction set {content_key[:16]} in {storage_key}")
+    report = IntakeReport()
+    _post(db, slug, remittance, storage_key, report)
+    if report.applied:
+        return {"status": "posted", **report.applied[0]}
+    return {"status": "duplicate", **report.duplicates[0]}
+
+
+# --- the unmatched queue --------------------------------------------------------------------------------------------
+
+
+def _find_set(kind: str, data: bytes, content_key: str):
+    try:
+        if kind == "999":
+            return next((a for a in parse_999(data) if transaction_key("999", a) == content_key), None)
+        if kind == "277CA":
+            for ack in parse_277ca(data):
+                for npi in {c.billing_provider_npi or "" for c in ack.claims}:
+                    if unmatched_277_key(ack, npi) == content_key:
+                        return replace(ack, claims=[c for c in ack.claims if (c.billing_provider_npi or "") == npi])
+            return None
+        return next((r for r in parse_835(data) if r.content_key == content_key), None)
+    except X12Error as exc:
+        raise Invalid(f"the stored file no longer parses: {exc}", errors={"file": [str(exc)]}) from exc
+
+
+def assign_unmatched(
+    db: Database, storage, dispatcher, unmatched_id: int, practice_slug: str, *, company_ids: set[int],
+    user_id: int | None,
+) -> dict:  # fmt: skip
+    """Apply an unmatched set to a practice of its company, chosen by a user: a 999/277CA is applied now, an 835 is
+    queued for posting into that practice (no routing). The row is marked assigned; assigning again is refused."""
+    with db.shared_session() as s:
+        row = s.get(UnmatchedEdiSet, unmatched_id, with_for_update=True)
+        if row is None or row.company_id not in company_ids:
+            raise NotFound(f"unmatched set {unmatched_id} not found")
+        practice = s.scalar(
+            select(Practice).where(Practice.slug == practice_slug, Practice.company_id == row.company_id)
+        )
+        if practice is None:
+            raise NotFound(f"practice {practice_slug!r} not found in this billing company")
+        if row.assigned_at is not None:
+            raise Conflict(f"unmatched set {unmatched_id} was already assigned")
+        found = _find_set(row.kind, storage.get(row.storage_key), row.content_key)
+        if found is None:
+            raise NotFound(f"the stored file holds no such {row.kind} set any more")
+        result: dict = {"id": row.id, "kind": row.kind, "practice": practice.slug}
+        if row.kind == "835":
+            job_id, _added = queue_posting(
+                dispatcher, practice.slug, row.storage_key, row.content_key,
+                meta={"user_id": user_id, "unmatched_id": row.id},
+            )  # fmt: skip
+            row.job_id = job_id
+            result |= {"status": "queued", "job_id": job_id}
+        else:
+            report = IntakeReport()
+            apply, key = (apply_999, None) if row.kind == "999" else (apply_277ca, row.content_key)
+            _apply(db, practice.slug, row.kind, found, row.storage_key, apply, report, inbound_key=key)
+            if report.unmatched:
+                why = report.unmatched[0].get("error") or "it names nothing of this practice"
+                raise Invalid(f"the {row.kind} does not apply to {practice.slug}: {why}", errors={"practice": [why]})
+            outcome = report.applied or report.duplicates
+            result |= {"status": "applied" if report.applied else "duplicate", "result": outcome[0]}
+        row.assigned_practice_id = practice.id
+        row.assigned_by = user_id
+        row.assigned_at = datetime.now(UTC)
+        audit.record(
+            s, user_id=user_id, practice_id=practice.id, object_type="unmatched_edi_set", object_id=row.id,
+            action="assign", detail={"kind": row.kind, "content_key": row.content_key, **result},
+        )  # fmt: skip
+        s.commit()
+        return result
+
+
+def list_unmatched(db: Database, company_id: int, *, include_assigned: bool = False) -> list[dict]:
+    with db.shared_session() as s:
+        query = (
+            select(UnmatchedEdiSet, Practice.slug)
+            .outerjoin(Practice, Practice.id == UnmatchedEdiSet.assigned_practice_id)
+            .where(UnmatchedEdiSet.company_id == company_id)
+            .order_by(UnmatchedEdiSet.received_at.desc(), UnmatchedEdiSet.id.desc())
+        )
+        if not include_assigned:
+            query = query.where(UnmatchedEdiSet.assigned_at.is_(None))
+        return [
+            {
+                "id": row.id,
+                "kind": row.kind,
+                "storage_key": row.storage_key,
+                "content_key": row.content_key,
+                "sender_id": row.sender_id,
+                "payee_npi": row.payee_npi,
+                "payee_tax_id": row.payee_tax_id,
+                "reason": row.reason,
+                "detail": row.detail,
+                "received_at": row.received_at,
+                "assigned_practice": slug,
+                "assigned_at": row.assigned_at,
+                "job_id": row.job_id,
+            }
+            for row, slug in s.execute(query)
+        ]

@@ -575,3 +575,49 @@ class RemittanceClaim(TenantBase):
     outcome: Mapped[str] = mapped_column(String(10))
     exception_reason: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = utcnow_column()
+
+
+# --- underpayments --------------------------------------------------------------------------------------------------
+
+
+class UnderpaymentTolerance(TenantBase):
+    """How far below the contract a payer may pay before a line is flagged, set on the practice's enrolment with the
+    payer. Without a row the default of billing.underpayments applies ($1.00 or 1 %, whichever is larger)."""
+
+    __tablename__ = "underpayment_tolerances"
+
+    payer_id: Mapped[int] = mapped_column(
+        ForeignKey("practice_payers.payer_id", ondelete="CASCADE"), primary_key=True
+    )  # shared.payers.id, through the enrolment
+    amount: Mapped[Decimal] = mapped_column(MoneyColumn, server_default="1.00")
+    percent: Mapped[Decimal] = mapped_column(Numeric(6, 3), server_default="1")
+
+
+class Underpayment(TenantBase):
+    """A posted line whose paid + patient-responsibility amount falls short of the contract's allowed amount by more
+    than the tolerance: the underpayment queue. One row per line and deposit (a retried posting adds none)."""
+
+    __tablename__ = "underpayments"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'resolved')", name="status"),
+        UniqueConstraint("claim_line_id", "deposit_id"),
+        Index("ix_underpayments_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    claim_line_id: Mapped[int] = mapped_column(ForeignKey("claim_lines.id"))
+    deposit_id: Mapped[int] = mapped_column(ForeignKey("deposits.id"), index=True)
+    remittance_claim_id: Mapped[int | None] = mapped_column(ForeignKey("remittance_claims.id"))
+    payer_id: Mapped[int] = mapped_column(BigInteger)  # shared.payers.id
+    procedure_code: Mapped[str] = mapped_column(String(5))
+    expected_allowed: Mapped[Decimal] = mapped_column(MoneyColumn)
+    paid: Mapped[Decimal] = mapped_column(MoneyColumn)
+    patient_responsibility: Mapped[Decimal] = mapped_column(MoneyColumn)
+    shortfall: Mapped[Decimal] = mapped_column(MoneyColumn)
+    tolerance: Mapped[Decimal] = mapped_column(MoneyColumn)
+    status: Mapped[str] = mapped_column(String(10), server_default="open")
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = utcnow_column()
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by_user_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -19,7 +19,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
-from billing import ledger
+from billing import ledger, underpayments
 from billing.claim_status import TRANSITIONS, transition
 from billing.models import (
     Claim,
@@ -244,25 +244,25 @@ def post_remittance(session: Session, remittance: Remittance, *, inbound_id: int
         "exceptions": [],
         "notes": [],
         "provider_adjustments": len(remittance.provider_adjustments),
+        "underpayments": 0,
     }
     posted_paid: list[Decimal] = []
     for payment in remittance.claims:
         outcome, reason, claim_id = _post_claim(session, poster, payment)
-        session.add(
-            RemittanceClaim(
-                deposit_id=deposit.id,
-                claim_id=claim_id,
-                patient_control_number=payment.patient_control_number[:38],
-                status_code=payment.status_code[:2],
-                charge=money(payment.total_charge),
-                paid=money(payment.paid),
-                patient_responsibility=money(payment.patient_responsibility),
-                payer_claim_number=payment.payer_claim_number[:50],
-                segment_position=payment.segment_position,
-                outcome=outcome,
-                exception_reason=reason if outcome == "exception" else "",
-            )
+        remittance_claim = RemittanceClaim(
+            deposit_id=deposit.id,
+            claim_id=claim_id,
+            patient_control_number=payment.patient_control_number[:38],
+            status_code=payment.status_code[:2],
+            charge=money(payment.total_charge),
+            paid=money(payment.paid),
+            patient_responsibility=money(payment.patient_responsibility),
+            payer_claim_number=payment.payer_claim_number[:50],
+            segment_position=payment.segment_position,
+            outcome=outcome,
+            exception_reason=reason if outcome == "exception" else "",
         )
+        session.add(remittance_claim)
         if outcome == "exception":
             summary["exceptions"].append(
                 {"patient_control_number": payment.patient_control_number, "segment": payment.segment_position,
@@ -278,6 +278,11 @@ def post_remittance(session: Session, remittance: Remittance, *, inbound_id: int
             summary["duplicates"] += 1
         else:
             summary["claims_posted"] += 1
+            session.flush()
+            flagged = underpayments.check_claim(
+                session, session.get(Claim, claim_id), deposit.id, remittance_claim_id=remittance_claim.id
+            )
+            summary["underpayments"] += len(flagged)
     summary["total_paid"] = str(total(posted_paid))
     session.flush()
     return summary

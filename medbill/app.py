@@ -10,7 +10,7 @@ from flask_smorest import Api
 from flask_wtf.csrf import CSRFProtect
 from redis import Redis
 
-from api import auth, claims, edi, files, health, jobs, patients, practices, setup
+from api import auth, claims, edi, files, health, jobs, patients, practices, remittances, setup
 from api import errors as api_errors
 from api.converters import ID_SCHEMA, IdConverter
 from api.schemas import ErrorSchema
@@ -21,7 +21,17 @@ from medbill.config import Settings
 from medbill.services import make_database, make_redis, make_storage
 from tenants.db import Database
 
-API_BLUEPRINTS = (auth.blp, health.blp, practices.blp, patients.blp, jobs.blp, setup.blp, claims.blp, edi.blp)
+API_BLUEPRINTS = (
+    auth.blp,
+    health.blp,
+    practices.blp,
+    patients.blp,
+    jobs.blp,
+    setup.blp,
+    claims.blp,
+    edi.blp,
+    remittances.blp,
+)
 
 
 @dataclass

@@ -153,3 +153,32 @@ class AuditEntry(SharedBase):
     action: Mapped[str] = mapped_column(String(50))
     detail: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     ip: Mapped[str | None] = mapped_column(Text)
+
+
+class UnmatchedEdiSet(SharedBase):
+    """A transaction set of an incoming EDI file that names no practice of its billing company (unknown payee NPI or
+    tax id, a group control number no practice sent...): the unmatched queue, until a user assigns it to a practice
+    of that company. One row per company and set content, so the same file uploaded again adds nothing."""
+
+    __tablename__ = "unmatched_edi_sets"
+    __table_args__ = (
+        CheckConstraint("kind IN ('999', '277CA', '835')", name="kind"),
+        UniqueConstraint("company_id", "content_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("billing_companies.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    storage_key: Mapped[str] = mapped_column(String(500))
+    content_key: Mapped[str] = mapped_column(String(64))
+    sender_id: Mapped[str] = mapped_column(String(80), server_default="")  # ISA06
+    payee_npi: Mapped[str | None] = mapped_column(String(80))
+    payee_tax_id: Mapped[str | None] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    # What identifies the set to a person: control number, trace number, payer, amount, claims.
+    detail: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    received_at: Mapped[datetime] = utcnow_column()
+    assigned_practice_id: Mapped[int | None] = mapped_column(ForeignKey("practices.id", ondelete="SET NULL"))
+    assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    job_id: Mapped[str | None] = mapped_column(Text)
