@@ -36,6 +36,7 @@ SUPPORTED = {"999": "999", "277": "277CA", "835": "835"}
 ALL_KINDS = frozenset(SUPPORTED)
 POSTING_QUEUE = "posting"
 POSTING_JOB = "jobs.posting.post_remittance_set"
+EOB_JOB = "jobs.eob.render_eobs"
 # A job with this id in one of these states will post the set: another upload of it queues nothing.
 PENDING_STATES = frozenset({"queued", "started", "scheduled", "deferred"})
 
@@ -196,7 +197,7 @@ def intake(
             )  # fmt: skip
             continue
         if inline:
-            _post(db, slug, remittance, storage_key, report)
+            _post(db, slug, remittance, storage_key, report, dispatcher)
         else:
             _queue(db, dispatcher, slug, remittance, storage_key, report, user_id=user_id)
     return report
@@ -272,8 +273,11 @@ def _remittance_ids(remittance: Remittance) -> dict:
     }
 
 
-def _post(db: Database, slug: str, remittance: Remittance, storage_key: str, report: IntakeReport) -> None:
-    """One 835 set into one practice, in one transaction: recorded once (by its content), then posted."""
+def _post(
+    db: Database, slug: str, remittance: Remittance, storage_key: str, report: IntakeReport, dispatcher=None
+) -> None:
+    """One 835 set into one practice, in one transaction: recorded once (by its content), then posted. With a
+    dispatcher, the payment's EOBs are rendered by a job once the posting has committed."""
     with db.tenant_session(slug) as session:
         inbound_id = record_inbound(session, remittance, storage_key)
         if inbound_id is None:
@@ -282,6 +286,8 @@ def _post(db: Database, slug: str, remittance: Remittance, storage_key: str, rep
             return
         summary = post_remittance(session, remittance, inbound_id=inbound_id, deposit_storage_key=storage_key)
         session.get(InboundFile, inbound_id).summary = summary
+        if dispatcher is not None:
+            dispatcher.enqueue_after_commit(session, "default", EOB_JOB, slug, summary["deposit_id"])
         session.commit()
         report.applied.append({"practice": slug, **_remittance_ids(remittance), **summary})
 
@@ -360,7 +366,9 @@ def _queue(
     )
 
 
-def post_stored_set(db: Database, slug: str, data: bytes, *, storage_key: str, content_key: str) -> dict:
+def post_stored_set(
+    db: Database, slug: str, data: bytes, *, storage_key: str, content_key: str, dispatcher=None
+) -> dict:
     """What a posting job does: the 835 set of `data` with this content key, posted into the practice in one
     transaction (or recognised as posted before)."""
     try:
@@ -371,7 +379,7 @@ def post_stored_set(db: Database, slug: str, data: bytes, *, storage_key: str, c
     if remittance is None:
         raise NotFound(f"no 835 transaction set {content_key[:16]} in {storage_key}")
     report = IntakeReport()
-    _post(db, slug, remittance, storage_key, report)
+    _post(db, slug, remittance, storage_key, report, dispatcher)
     if report.applied:
         return {"status": "posted", **report.applied[0]}
     return {"status": "duplicate", **report.duplicates[0]}

@@ -27,6 +27,8 @@ EFFECTS: dict[str, tuple[int, int]] = {
 }
 BUCKETED = {"write_off": -1, "refund": 1}  # apply to the insurance or the patient part
 PAYMENT_KINDS = ("insurance_payment", "patient_payment")
+# source_type of entries posted from a payer's remittance (835).
+REMITTANCE_SOURCE = "remittance"
 ADJUSTMENT_KINDS = ("contractual_adjustment", "other_adjustment", "write_off")
 
 

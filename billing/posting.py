@@ -31,9 +31,11 @@ from billing.models import (
     RemittanceClaim,
 )
 from billing.money import ZERO, money, total
+from billing.scrubber import scrub_claims
+from billing.secondary import build_secondary_claims
 from integrations.x12.remit835 import Adjustment, ClaimPayment, Remittance, ServicePayment
 
-SOURCE = "remittance"
+SOURCE = ledger.REMITTANCE_SOURCE
 STATUS_SOURCE = "835"
 # CAS group -> ledger kind; any other group (OA, PI, CR, OI...) is an other adjustment.
 KIND_BY_GROUP = {"CO": "contractual_adjustment", "PR": "patient_responsibility"}
@@ -247,6 +249,7 @@ def post_remittance(session: Session, remittance: Remittance, *, inbound_id: int
         "underpayments": 0,
     }
     posted_paid: list[Decimal] = []
+    posted_claim_ids: list[int] = []
     for payment in remittance.claims:
         outcome, reason, claim_id = _post_claim(session, poster, payment)
         remittance_claim = RemittanceClaim(
@@ -278,12 +281,17 @@ def post_remittance(session: Session, remittance: Remittance, *, inbound_id: int
             summary["duplicates"] += 1
         else:
             summary["claims_posted"] += 1
+            posted_claim_ids.append(claim_id)
             session.flush()
             flagged = underpayments.check_claim(
                 session, session.get(Claim, claim_id), deposit.id, remittance_claim_id=remittance_claim.id
             )
             summary["underpayments"] += len(flagged)
     summary["total_paid"] = str(total(posted_paid))
+    # Coordination of benefits: what the primary paid goes on to the next coverage, scrubbed and ready to submit.
+    secondary = build_secondary_claims(session, posted_claim_ids, practice_id=None)
+    scrub_claims(session, secondary, user_id=None)
+    summary["secondary_claims"] = [claim.id for claim in secondary]
     session.flush()
     return summary
 

@@ -15,9 +15,9 @@ from billing.claim_parties import ascii_text, subscriber_person
 from billing.claim_status import record_creation
 from billing.claims import coverage_on, new_claim
 from billing.encounters import get_encounter
+from billing.ledger import REMITTANCE_SOURCE
 from billing.models import Claim, ClaimLine, Coverage, Deposit, LedgerEntry, Patient, Payer
 from billing.money import ZERO, total
-from billing.posting import SOURCE
 from integrations.x12 import claim837 as x837
 from tenants import audit
 
@@ -95,7 +95,7 @@ def _net_entries(session: Session, claim_id: int) -> list[LedgerEntry]:
         session.scalars(
             select(LedgerEntry).where(
                 LedgerEntry.claim_id == claim_id,
-                LedgerEntry.source_type == SOURCE,
+                LedgerEntry.source_type == REMITTANCE_SOURCE,
                 LedgerEntry.kind != "reversal",
                 LedgerEntry.id.not_in(reversed_ids),
             )

@@ -54,12 +54,11 @@ def fetch_clearinghouse_files(practice_slug: str) -> dict:
         key = practice_key(practice_slug, "edi", "inbound", f"{digest}-{remote.name}")
         rt.storage.put(key, remote.data, content_type="application/edi-x12")
         try:
-            # 835 sets still post inline here, in this job: tests/test_e2e_claims.py expects the fetch's own run to
-            # post them. Queuing them instead is `inline=False, dispatcher=rt.dispatcher` once that test also runs
-            # the `posting` queue.
+            # Acknowledgements apply here; each 835 set becomes a job on the posting queue of its practice.
             report = edi_intake.intake(
-                rt.db, remote.data, storage_key=key, slugs=slugs, kinds=edi_intake.ALL_KINDS, company_id=company_id
-            )
+                rt.db, remote.data, storage_key=key, slugs=slugs, kinds=edi_intake.ALL_KINDS, company_id=company_id,
+                inline=False, dispatcher=rt.dispatcher,
+            )  # fmt: skip
             results.append({"file": remote.name, "status": "applied", **report.as_dict()})
         except DomainError as exc:
             log.warning("file %s from the clearinghouse was refused: %s", remote.name, exc.message)

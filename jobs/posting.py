@@ -12,4 +12,6 @@ from jobs.runtime import final_on_domain_error, runtime
 def post_remittance_set(practice_slug: str, storage_key: str, content_key: str) -> dict:
     rt = runtime()
     data = rt.storage.get(storage_key)
-    return edi_intake.post_stored_set(rt.db, practice_slug, data, storage_key=storage_key, content_key=content_key)
+    return edi_intake.post_stored_set(
+        rt.db, practice_slug, data, storage_key=storage_key, content_key=content_key, dispatcher=rt.dispatcher
+    )

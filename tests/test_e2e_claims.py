@@ -4,16 +4,20 @@ posts the remittance → claim statuses and the ledger."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from billing import claims as claim_service
-from billing import ledger
+from billing import ledger, setup
+from billing.documents import eob_key
 from billing.models import (
     BillingIdentity,
     Claim,
@@ -27,7 +31,7 @@ from billing.scrubber import scrub_claim
 from integrations.sandbox import SandboxConfig, start_in_background
 from integrations.sandbox.server import host_key_fingerprint
 from integrations.x12.remit835 import parse_835
-from tests.billing.factories import billing_practice, insured_patient, visit
+from tests.billing.factories import billing_practice, insured_patient, shared_payer, visit
 from tests.conftest import PROJECT_ROOT
 from tests.s3server import free_port
 
@@ -89,6 +93,16 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox):
         s.commit()
     good = insured_patient(services, bp, factory)
     unknown = insured_patient(services, bp, factory, member_id="UNK4455667")
+    # The good patient also has a secondary coverage: once the primary pays, a secondary claim must go out.
+    second_payer = shared_payer(services, name="Second Health Plan")
+    with services.db.tenant_session(bp.slug) as s:
+        setup.enroll_payer(s, bp.access, second_payer.id, {})
+        setup.add_coverage(
+            s, bp.access, good,
+            {"payer_id": second_payer.id, "priority": 2, "member_id": "SEC7788", "relationship_code": "18",
+             "effective_date": date(2020, 1, 1)},
+        )  # fmt: skip
+        s.commit()
     claim_ids = []
     with services.db.tenant_session(bp.slug) as s:
         for patient in (good, unknown):
@@ -113,7 +127,9 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox):
     (remittance,) = parse_835(era.read_bytes())
 
     services.dispatcher.enqueue_now("default", "jobs.acknowledgements.fetch_clearinghouse_files", bp.slug)
-    _worker_burst(env, "default")
+    _worker_burst(env, "default")  # acknowledgements apply; the 835 becomes a job on the posting queue
+    _worker_burst(env, "posting")  # the payment posts and queues its EOB rendering
+    _worker_burst(env, "default")  # EOBs
     with services.db.tenant_session(bp.slug) as s:
         accepted, rejected = s.get(Claim, claim_ids[0]), s.get(Claim, claim_ids[1])
         assert accepted.payer_claim_number
@@ -144,8 +160,24 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox):
         assert deposit.amount == remittance.total_payment and deposit.trace_number == remittance.trace_number
         assert s.scalar(select(RemittanceClaim.outcome)) == "posted"
         assert ledger.claim_balance(s, rejected.id).charges == 0  # nothing posted for the rejected claim
+        deposit_id = deposit.id
+        secondary = s.scalar(select(Claim).where(Claim.encounter_id == accepted.encounter_id, Claim.id != accepted.id))
     # Fetched files were archived.
     assert not list(outbox.glob("*.999")) and not list(outbox.glob("*.277ca")) and not list(outbox.glob("*.835"))
+    # The EOB of the paid claim is in storage (S3 here), readable.
+    eob = services.storage.get(eob_key(bp.slug, deposit_id, claim_ids[0]))
+    assert str(claim_ids[0]) in PdfReader(io.BytesIO(eob)).pages[0].extract_text()
+    # The secondary claim was built from the primary's payment and goes out through the same pipeline.
+    assert not clp.is_denied  # the sandbox's denials are chosen by claim number; claim 1 of a new practice is paid
+    assert secondary is not None and secondary.status == "ready" and secondary.payer_id == second_payer.id
+    services.dispatcher.enqueue_now("submission", "jobs.submission.submit_claims", bp.slug, None, None)
+    _worker_burst(env, "submission")
+    (cob_999,) = _wait_for(outbox, "*.999", 1)
+    assert "IK5*A" in cob_999.read_text()  # the sandbox (pyx12 inside) accepted the COB 837
+    with services.db.tenant_session(bp.slug) as s:
+        assert s.get(Claim, secondary.id).status == "submitted"
+        cob_file = s.scalars(select(Submission).order_by(Submission.id.desc())).first()
+        assert b"SVD*" in services.storage.get(cob_file.storage_key)
 
     accepted_status = path[-1][0]
     # Fetching again changes nothing (files archived), and re-applying the same 277CA file is recognised.
