@@ -41,7 +41,7 @@ from billing.models import (
 )
 from integrations.storage import StorageError
 from integrations.x12.reader import X12Error
-from integrations.x12.remit835 import parse_835
+from integrations.x12.remit835 import CLAIM_STATUSES, PROVIDER_ADJUSTMENT_REASONS, parse_835
 from medbill.errors import NotFound
 from tenants import audit
 
@@ -54,54 +54,6 @@ blp = Blueprint(
     description="Remittances (835 deposits), posting exceptions, denials and a claim's ledger",
 )
 
-# PLB reason codes (X12 code list of PLB03-1) billers meet most, in words.
-PLB_REASONS = {
-    "L6": "Interest owed",
-    "WO": "Overpayment recovery",
-    "FB": "Forwarding balance",
-    "72": "Authorized return",
-    "CS": "Adjustment",
-    "J1": "Nonreimbursable",
-    "B2": "Rebate",
-    "IR": "Internal Revenue Service withholding",
-    "AP": "Acceleration of benefits",
-    "50": "Late charge",
-    "90": "Early payment allowance",
-    "WU": "Unspecified recovery",
-    "FC": "Fund allocation",
-    "C5": "Temporary allowance",
-    "E3": "Withholding",
-    "GO": "Garnishment",
-    "BD": "Bad debt adjustment",
-    "BN": "Bonus",
-    "CV": "Capital passthru",
-    "CW": "Certified registered nurse anesthetist passthru",
-    "DM": "Direct medical education passthru",
-    "HM": "Hemophilia clotting factor supplement",
-    "IP": "Incentive premium payment",
-    "LE": "Levy",
-    "LS": "Lump sum",
-    "OA": "Organ acquisition passthru",
-    "OB": "Offset for affiliated providers",
-    "PI": "Periodic interim payment",
-    "PL": "Payment final",
-    "RA": "Retro-activity adjustment",
-    "RE": "Return on equity",
-    "SL": "Student loan repayment",
-    "TL": "Third party liability",
-}
-CLAIM_STATUS_CODES = {
-    "1": "Processed as primary",
-    "2": "Processed as secondary",
-    "3": "Processed as tertiary",
-    "4": "Denied",
-    "19": "Processed as primary, forwarded to additional payer(s)",
-    "20": "Processed as secondary, forwarded to additional payer(s)",
-    "21": "Processed as tertiary, forwarded to additional payer(s)",
-    "22": "Reversal of previous payment",
-    "23": "Not our claim, forwarded to additional payer(s)",
-    "25": "Predetermination pricing only, no payment",
-}
 KIND_LABELS = {
     "charge": "Charge",
     "insurance_payment": "Insurance payment",
@@ -121,11 +73,11 @@ DEFAULT_DENIAL_SORT = "-age"
 
 
 def plb_reason_text(code: str) -> str:
-    return PLB_REASONS.get((code or "").strip().upper(), f"PLB reason {code}")
+    return PROVIDER_ADJUSTMENT_REASONS.get((code or "").strip().upper(), f"PLB reason {code}")
 
 
 def claim_status_text(code: str) -> str:
-    return CLAIM_STATUS_CODES.get((code or "").strip(), f"Claim status {code}")
+    return CLAIM_STATUSES.get((code or "").strip(), f"Claim status {code}")
 
 
 def kind_label(kind: str) -> str:

@@ -37,6 +37,7 @@ from fpdf.fonts import FontFace
 
 from integrations.x12.remit835 import (
     ADJUSTMENT_GROUPS,
+    PROVIDER_ADJUSTMENT_REASONS,
     Adjustment,
     ClaimPayment,
     Party,
@@ -100,50 +101,6 @@ FILING_INDICATORS: dict[str, str] = {
     "ZZ": "Mutually defined",
 }
 
-# PLB03-1 provider adjustment reason codes.
-PROVIDER_ADJUSTMENT_REASONS: dict[str, str] = {
-    "50": "Late charge",
-    "51": "Interest penalty charge",
-    "72": "Authorized return",
-    "90": "Early payment allowance",
-    "AH": "Origination fee",
-    "AM": "Applied to borrower's account",
-    "AP": "Acceleration of benefits",
-    "B2": "Rebate",
-    "B3": "Recovery allowance",
-    "BD": "Bad debt adjustment",
-    "BN": "Bonus",
-    "C5": "Temporary allowance",
-    "CR": "Capitation interest",
-    "CS": "Adjustment",
-    "CT": "Capitation payment",
-    "CV": "Capital passthru",
-    "CW": "Certified registered nurse anesthetist passthru",
-    "DM": "Direct medical education passthru",
-    "E3": "Withholding",
-    "FB": "Forwarding balance",
-    "FC": "Fund allocation",
-    "GO": "Graduate medical education passthru",
-    "HM": "Hemophilia clotting factor supplement",
-    "IP": "Incentive premium payment",
-    "IR": "Internal Revenue Service withholding",
-    "IS": "Interim settlement",
-    "J1": "Nonreimbursable",
-    "L3": "Penalty",
-    "L6": "Interest owed",
-    "LE": "Levy",
-    "LS": "Lump sum",
-    "OA": "Organ acquisition passthru",
-    "OB": "Offset for affiliated providers",
-    "PI": "Periodic interim payment",
-    "PL": "Payment final",
-    "RA": "Retro-activity adjustment",
-    "RE": "Return on equity",
-    "SL": "Student loan repayment",
-    "TL": "Third party liability",
-    "WO": "Overpayment recovery",
-    "WU": "Unspecified recovery",
-}
 
 # Claim AMT qualifiers worth showing beside the totals.
 CLAIM_AMOUNTS: dict[str, str] = {
