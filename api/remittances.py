@@ -883,15 +883,7 @@ class ClaimLedgerOut(Schema):
 
 
 def _audit(session: Session, object_type: str, object_id, action: str, detail: dict | None = None) -> None:
-    audit.record(
-        session,
-        user_id=access().user_id,
-        practice_id=access().practice_id,
-        object_type=object_type,
-        object_id=object_id,
-        action=action,
-        detail=detail,
-    )
+    audit.record_access(session, access(), object_type, object_id, action, detail)
 
 
 def _meta(args: dict, total: int) -> dict:

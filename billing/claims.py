@@ -46,15 +46,7 @@ def get_claim(session: Session, claim_id: int, *, for_update: bool = False) -> C
 
 
 def _audit(session: Session, access: PracticeAccess, claim_id: int, action: str, detail: dict | None = None) -> None:
-    audit.record(
-        session,
-        user_id=access.user_id,
-        practice_id=access.practice_id,
-        object_type="claim",
-        object_id=claim_id,
-        action=action,
-        detail=detail,
-    )
+    audit.record_access(session, access, "claim", claim_id, action, detail)
 
 
 def new_claim(session, encounter, coverage, lines: list[ServiceLine], *, user_id, frequency="1", original=None):

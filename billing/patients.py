@@ -97,15 +97,7 @@ def normalise(data: dict, *, partial: bool = False, today: date | None = None) -
 
 
 def _audit(session: Session, access: PracticeAccess, patient_id: int | None, action: str, detail: dict | None = None):
-    audit.record(
-        session,
-        user_id=access.user_id,
-        practice_id=access.practice_id,
-        object_type="patient",
-        object_id=patient_id,
-        action=action,
-        detail=detail,
-    )
+    audit.record_access(session, access, "patient", patient_id, action, detail)
 
 
 def _scoped(access: PracticeAccess):

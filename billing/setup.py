@@ -31,15 +31,7 @@ from tenants.authz import PracticeAccess
 
 
 def _audit(session: Session, access: PracticeAccess, object_type: str, object_id, action: str, detail=None) -> None:
-    audit.record(
-        session,
-        user_id=access.user_id,
-        practice_id=access.practice_id,
-        object_type=object_type,
-        object_id=object_id,
-        action=action,
-        detail=detail,
-    )
+    audit.record_access(session, access, object_type, object_id, action, detail)
 
 
 def _check_address(errors: dict, prefix: str, line1, city, state, postal_code, *, zip9: bool = False) -> None:

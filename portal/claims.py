@@ -212,16 +212,7 @@ def _may(access: PracticeAccess, permission: str) -> bool:
 
 
 def _audit(session, access: PracticeAccess, claim_id: int | None, action: str, detail: dict | None = None) -> None:
-    audit.record(
-        session,
-        user_id=access.user_id,
-        practice_id=access.practice_id,
-        object_type="claim",
-        object_id=claim_id,
-        action=action,
-        detail=detail,
-        ip=request.remote_addr,
-    )
+    audit.record_access(session, access, "claim", claim_id, action, detail, ip=request.remote_addr)
 
 
 def status_label(status: str) -> str:
