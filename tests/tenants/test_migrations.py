@@ -239,3 +239,18 @@ def test_failed_practice_creation_leaves_no_schema(scratch_engine):
         create_practice(scratch_engine, "co2", "orphan", "Orphan")
     with scratch_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM shared.practices WHERE slug = 'orphan'")).scalar() == 0
+
+
+def test_cli_creates_a_practice_at_head_in_one_step(scratch_engine, settings):
+    migrate.upgrade_shared(scratch_engine)
+    env = settings_env(settings) | {"DATABASE_URL": scratch_engine.url.render_as_string(hide_password=False)}
+    assert run_cli(env, "companies", "create", "acme", "--name", "Acme Billing").returncode == 0
+    created = run_cli(env, "practices", "create", "sunrise", "--name", "Sunrise Clinic", "--company", "acme")
+    assert created.returncode == 0, created.stderr
+    assert "schema practice_sunrise" in created.stdout
+    with scratch_engine.connect() as conn:
+        assert migrate.tenant_revisions(conn) == {"practice_sunrise": migrate.tenant_head()}
+    again = run_cli(env, "practices", "create", "sunrise", "--name", "Again", "--company", "acme")
+    assert again.returncode != 0 and "already exists" in again.stderr
+    bad = run_cli(env, "practices", "create", "Bad-Slug", "--name", "Bad", "--company", "acme")
+    assert bad.returncode != 0 and "invalid slug" in bad.stderr
