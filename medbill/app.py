@@ -10,7 +10,21 @@ from flask_smorest import Api
 from flask_wtf.csrf import CSRFProtect
 from redis import Redis
 
-from api import auth, claims, edi, files, health, jobs, patients, practices, remittances, setup
+from api import (
+    auth,
+    claims,
+    collections,
+    denials,
+    edi,
+    files,
+    health,
+    jobs,
+    patient_billing,
+    patients,
+    practices,
+    remittances,
+    setup,
+)
 from api import errors as api_errors
 from api.converters import ID_SCHEMA, IdConverter
 from api.schemas import ErrorSchema
@@ -31,6 +45,9 @@ API_BLUEPRINTS = (
     claims.blp,
     edi.blp,
     remittances.blp,
+    denials.blp,
+    patient_billing.blp,
+    collections.blp,
 )
 
 

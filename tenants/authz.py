@@ -27,6 +27,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "documents:read",
             "tokens:admin",
             "payers:admin",
+            "denials:write",
+            "payments:write",
+            "statements:write",
+            "collections:write",
+            "exports:read",
+            # Writing off what is owed is a decision about money, kept from the everyday biller role.
+            "ledger:write_off",
         }
     ),
     "biller": frozenset(
@@ -40,12 +47,17 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "edi:write",
             "reports:read",
             "documents:read",
+            "denials:write",
+            "payments:write",
+            "statements:write",
+            "collections:write",
+            "exports:read",
         }
     ),
     # A client doctor reads reports and documents of their own practice; never writes, never browses patients.
     "doctor": frozenset({"practice:read", "reports:read", "documents:read"}),
     # An agency reads only the accounts placed with it (see PracticeAccess.placed_only).
-    "agency": frozenset({"practice:read", "patients:read"}),
+    "agency": frozenset({"practice:read", "patients:read", "exports:read", "agency:report"}),
 }
 
 

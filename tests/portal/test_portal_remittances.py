@@ -104,7 +104,10 @@ def test_denials_page_with_filters_and_sort(posted, biller):
     assert "Denied lines: CO-50" in only and "PI-204: This service" not in only.split("Denied lines: CO-50", 1)[1]
     by_amount = biller.get(f"{base}?sort=-amount").get_data(as_text=True)
     assert 'aria-sort="descending"' in by_amount and "sorted by amount, highest first" in by_amount
-    charges = [Decimal(m.replace(",", "")) for m in re.findall(r'<td class="num">\$([\d,]+\.\d\d)</td>\s*<td class="reasons">', by_amount)]  # noqa: E501
+    charges = [
+        Decimal(m.replace(",", ""))
+        for m in re.findall(r'<td class="num">\$([\d,]+\.\d\d)</td>\s*<td class="reasons">', by_amount)
+    ]  # noqa: E501
     assert charges == sorted(charges, reverse=True) and len(charges) >= 3
     nobody = text(biller.get(f"{base}?payer_id=999999"))
     assert "No denied line matches these filters" in nobody

@@ -1,4 +1,4 @@
-"""Tables that live in every practice schema (placed there by schema_translate_map)."""
+"""The core tables: patients, payers and setup, encounters, claims, submissions, the ledger and remittances."""
 
 from __future__ import annotations
 

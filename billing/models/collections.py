@@ -1,0 +1,1 @@
+"""Tables of collections: placement rules and candidates, agency file formats, export files, agency reports."""

@@ -1,0 +1,1 @@
+"""Tables of patient billing: statement runs and statements, patient payments and credits, payment plans."""
