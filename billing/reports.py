@@ -1,0 +1,564 @@
+"""Practice reports, derived from the ledger so they agree with it to the cent: the monthly revenue summary (with
+collection rates, days in A/R, denial and clean-claim rates), A/R aging by payer and for patients with the claims
+behind each bucket, payments allocated to rendering providers, and deposits reconciled against what they posted.
+
+Conventions, stated once:
+- An entry counts in the month of its accounting date; a reversal counts in the category
+  of the entry it reverses, in its own month, with its (negated) amount.
+- Payments are insurance plus patient payments, net of refunds. Adjustments are contractual (CO) and other
+  (other adjustments and write-offs).
+- Net collection rate = payments / (charges - contractual adjustments); gross collection rate = payments / charges.
+- Days in A/R = A/R at the end of the month / average daily charges of the 90 days ending then.
+- A/R ages from the date of service. The insurance part of a line is owed by the payer of the claim whose entries
+  left it there; the patient part is owed by the patient.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Date, and_, case, cast, func, literal, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from billing.adjustment_codes import describe_adjustment
+from billing.models import (
+    Claim,
+    ClaimLine,
+    ClaimStatusChange,
+    Deposit,
+    LedgerEntry,
+    Patient,
+    Payer,
+    Provider,
+    ProviderAdjustmentEntry,
+    RemittanceClaim,
+    ServiceLine,
+)
+from billing.money import ZERO, money
+
+AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("0-30", 0, 30),
+    ("31-60", 31, 60),
+    ("61-90", 61, 90),
+    ("91-120", 91, 120),
+    ("120+", 121, None),
+)
+DENIAL_GROUPS = ("CO", "PI", "OA")
+# CLP02 statuses that mean the payer adjudicated the claim (a reversal, 22, is not an adjudication).
+ADJUDICATED_STATUSES = ("1", "2", "3", "4", "19", "20", "21")
+HUNDRED = Decimal(100)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(first: date) -> date:
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def months_back(last: date, count: int) -> list[date]:
+    """`count` month starts ending with the month of `last`, oldest first."""
+    months = [month_start(last)]
+    while len(months) < count:
+        months.insert(0, month_start(months[0] - timedelta(days=1)))
+    return months
+
+
+def rate(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    """A percentage with one decimal, or None when there is nothing to divide by."""
+    if denominator <= 0:
+        return None
+    return (numerator * HUNDRED / denominator).quantize(Decimal("0.1"))
+
+
+def _entry_date():
+    return cast(LedgerEntry.created_at, Date)
+
+
+def _category():
+    """The kind an entry counts as: a reversal counts as the entry it reverses."""
+    original = aliased(LedgerEntry)
+    return original, func.coalesce(original.kind, LedgerEntry.kind)
+
+
+# --- the monthly summary ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MonthFigures:
+    month: date
+    charges: Decimal = ZERO
+    insurance_payments: Decimal = ZERO
+    patient_payments: Decimal = ZERO
+    contractual_adjustments: Decimal = ZERO
+    other_adjustments: Decimal = ZERO
+    refunds: Decimal = ZERO
+    ar_end: Decimal = ZERO
+    days_in_ar: Decimal | None = None
+    claims_adjudicated: int = 0
+    claims_denied: int = 0
+    claims_first_answered: int = 0
+    claims_clean: int = 0
+
+    @property
+    def payments(self) -> Decimal:
+        return self.insurance_payments + self.patient_payments - self.refunds
+
+    @property
+    def adjustments(self) -> Decimal:
+        return self.contractual_adjustments + self.other_adjustments
+
+    @property
+    def net_collection_rate(self) -> Decimal | None:
+        return rate(self.payments, self.charges - self.contractual_adjustments)
+
+    @property
+    def gross_collection_rate(self) -> Decimal | None:
+        return rate(self.payments, self.charges)
+
+    @property
+    def denial_rate(self) -> Decimal | None:
+        return rate(Decimal(self.claims_denied), Decimal(self.claims_adjudicated))
+
+    @property
+    def clean_claim_rate(self) -> Decimal | None:
+        return rate(Decimal(self.claims_clean), Decimal(self.claims_first_answered))
+
+    def as_dict(self) -> dict:
+        return {
+            "month": self.month.strftime("%Y-%m"),
+            "charges": self.charges,
+            "insurance_payments": self.insurance_payments,
+            "patient_payments": self.patient_payments,
+            "refunds": self.refunds,
+            "payments": self.payments,
+            "contractual_adjustments": self.contractual_adjustments,
+            "other_adjustments": self.other_adjustments,
+            "adjustments": self.adjustments,
+            "net_collection_rate": self.net_collection_rate,
+            "gross_collection_rate": self.gross_collection_rate,
+            "ar_end": self.ar_end,
+            "days_in_ar": self.days_in_ar,
+            "claims_adjudicated": self.claims_adjudicated,
+            "claims_denied": self.claims_denied,
+            "denial_rate": self.denial_rate,
+            "claims_first_answered": self.claims_first_answered,
+            "claims_clean": self.claims_clean,
+            "clean_claim_rate": self.clean_claim_rate,
+        }
+
+
+@dataclass
+class DenialReason:
+    group: str
+    reason: str
+    description: str
+    count: int
+    amount: Decimal
+
+
+@dataclass
+class MonthlySummary:
+    months: list[MonthFigures]  # oldest first; the last one is the month asked for
+    top_denial_reasons: list[DenialReason] = field(default_factory=list)
+
+    @property
+    def current(self) -> MonthFigures:
+        return self.months[-1]
+
+    @property
+    def previous(self) -> MonthFigures | None:
+        return self.months[-2] if len(self.months) > 1 else None
+
+
+_CATEGORY_FIELDS = {
+    "charge": "charges",
+    "insurance_payment": "insurance_payments",
+    "patient_payment": "patient_payments",
+    "contractual_adjustment": "contractual_adjustments",
+    "other_adjustment": "other_adjustments",
+    "write_off": "other_adjustments",
+    "refund": "refunds",
+}
+
+
+def monthly_summary(session: Session, month: date, *, months: int = 12) -> MonthlySummary:
+    """The figures of `months` months ending with the month of `month`."""
+    starts = months_back(month, months)
+    first, end = starts[0], next_month(starts[-1])
+    by_month = {m: MonthFigures(m) for m in starts}
+
+    original, category = _category()
+    entry_month = func.date_trunc("month", _entry_date())
+    rows = session.execute(
+        select(cast(entry_month, Date), category, func.sum(LedgerEntry.amount))
+        .select_from(LedgerEntry)
+        .outerjoin(original, original.id == LedgerEntry.reverses_entry_id)
+        .where(_entry_date() >= first, _entry_date() < end, category.in_(tuple(_CATEGORY_FIELDS)))
+        .group_by(entry_month, category)
+    )
+    for m, kind, amount in rows:
+        figures = by_month[m]
+        name = _CATEGORY_FIELDS[kind]
+        setattr(figures, name, getattr(figures, name) + money(amount))
+
+    for m in starts:
+        figures = by_month[m]
+        figures.ar_end = ar_total(session, next_month(m) - timedelta(days=1))
+        charges_90 = _charges_between(session, next_month(m) - timedelta(days=90), next_month(m))
+        if charges_90 > 0:
+            figures.days_in_ar = (figures.ar_end / (charges_90 / 90)).quantize(Decimal("0.1"))
+
+    for m, adjudicated, denied in _denials_by_month(session, first, end):
+        by_month[m].claims_adjudicated, by_month[m].claims_denied = adjudicated, denied
+    for m, answered, clean in _first_submissions_by_month(session, first, end):
+        by_month[m].claims_first_answered, by_month[m].claims_clean = answered, clean
+
+    return MonthlySummary(
+        months=[by_month[m] for m in starts],
+        top_denial_reasons=top_denial_reasons(session, starts[-1], end),
+    )
+
+
+def ar_total(session: Session, as_of: date) -> Decimal:
+    """Everything still owed (insurance and patient parts) by the end of `as_of`."""
+    value = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.insurance_delta + LedgerEntry.patient_delta), 0)).where(
+            _entry_date() <= as_of
+        )
+    )
+    return money(value)
+
+
+def _charges_between(session: Session, start: date, end: date) -> Decimal:
+    original, category = _category()
+    value = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+        .select_from(LedgerEntry)
+        .outerjoin(original, original.id == LedgerEntry.reverses_entry_id)
+        .where(category == "charge", _entry_date() >= start, _entry_date() < end)
+    )
+    return money(value)
+
+
+def _denied_condition():
+    """A CLP the payer denied: status 4, or adjudicated with nothing paid and nothing left to the patient."""
+    return or_(
+        RemittanceClaim.status_code == "4",
+        and_(RemittanceClaim.paid == 0, RemittanceClaim.patient_responsibility == 0, RemittanceClaim.charge > 0),
+    )
+
+
+def _denials_by_month(session: Session, first: date, end: date) -> list[tuple[date, int, int]]:
+    paid_month = func.date_trunc("month", Deposit.payment_date)
+    rows = session.execute(
+        select(
+            cast(paid_month, Date),
+            func.count(RemittanceClaim.id),
+            func.count(RemittanceClaim.id).filter(_denied_condition()),
+        )
+        .join(Deposit, Deposit.id == RemittanceClaim.deposit_id)
+        .where(
+            RemittanceClaim.outcome == "posted",
+            RemittanceClaim.status_code.in_(ADJUDICATED_STATUSES),
+            Deposit.payment_date >= first,
+            Deposit.payment_date < end,
+        )
+        .group_by(paid_month)
+    )
+    return [(m, int(a), int(d)) for m, a, d in rows]
+
+
+def _first_submissions_by_month(session: Session, first: date, end: date) -> list[tuple[date, int, int]]:
+    """Claims first submitted in each month that have had an answer: how many, and how many were accepted (or
+    paid) without ever being rejected — the clean-claim rate's parts."""
+    first_submitted = (
+        select(ClaimStatusChange.claim_id, func.min(ClaimStatusChange.at).label("at"))
+        .where(ClaimStatusChange.to_status == "submitted")
+        .group_by(ClaimStatusChange.claim_id)
+        .subquery()
+    )
+    rejected = (
+        select(literal(1))
+        .where(ClaimStatusChange.claim_id == first_submitted.c.claim_id, ClaimStatusChange.to_status == "rejected")
+        .exists()
+    )
+    answered = (
+        select(literal(1))
+        .where(
+            ClaimStatusChange.claim_id == first_submitted.c.claim_id,
+            ClaimStatusChange.to_status.in_(("accepted", "rejected", "paid", "partially_paid", "denied")),
+        )
+        .exists()
+    )
+    sub_month = func.date_trunc("month", first_submitted.c.at)
+    rows = session.execute(
+        select(
+            cast(sub_month, Date),
+            func.count().filter(answered),
+            func.count().filter(and_(answered, ~rejected)),
+        )
+        .select_from(first_submitted)
+        .where(first_submitted.c.at >= first, first_submitted.c.at < end)
+        .group_by(sub_month)
+    )
+    return [(m, int(a), int(c)) for m, a, c in rows]
+
+
+def top_denial_reasons(session: Session, start: date, end: date, *, limit: int = 5) -> list[DenialReason]:
+    """The CARC reasons of the denials adjudicated between start and end, by how many claims carried them."""
+    rows = session.execute(
+        select(
+            LedgerEntry.group_code,
+            LedgerEntry.reason_code,
+            func.count(func.distinct(RemittanceClaim.id)),
+            func.sum(LedgerEntry.amount),
+        )
+        .join(Deposit, Deposit.id == RemittanceClaim.deposit_id)
+        .join(
+            LedgerEntry,
+            and_(
+                LedgerEntry.claim_id == RemittanceClaim.claim_id,
+                LedgerEntry.source_id == func.concat("deposit:", Deposit.id),
+                LedgerEntry.group_code.in_(DENIAL_GROUPS),
+                LedgerEntry.reason_code != "",
+                LedgerEntry.reverses_entry_id.is_(None),
+            ),
+        )
+        .where(
+            RemittanceClaim.outcome == "posted",
+            _denied_condition(),
+            Deposit.payment_date >= start,
+            Deposit.payment_date < end,
+        )
+        .group_by(LedgerEntry.group_code, LedgerEntry.reason_code)
+        .order_by(func.count(func.distinct(RemittanceClaim.id)).desc(), LedgerEntry.reason_code)
+        .limit(limit)
+    )
+    return [
+        DenialReason(group, reason, describe_adjustment(group, reason), int(count), money(amount))
+        for group, reason, count, amount in rows
+    ]
+
+
+# --- A/R aging -------------------------------------------------------------------------------------------------------
+
+
+def bucket_of(age_days: int) -> str:
+    for name, low, high in AGING_BUCKETS:
+        if age_days >= low and (high is None or age_days <= high):
+            return name
+    return AGING_BUCKETS[0][0]  # a future date of service ages as new
+
+
+@dataclass
+class AgingRow:
+    key: str  # "payer:<id>" or "patients"
+    label: str
+    buckets: dict[str, Decimal]
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.buckets.values(), ZERO)
+
+
+def _owed_by_claim(session: Session, as_of: date):
+    """Per claim and date of service: the insurance and the patient part still owed at the end of `as_of`."""
+    return (
+        select(
+            LedgerEntry.claim_id,
+            ServiceLine.date_of_service,
+            func.sum(LedgerEntry.insurance_delta).label("insurance"),
+            func.sum(LedgerEntry.patient_delta).label("patient"),
+        )
+        .join(ClaimLine, ClaimLine.id == LedgerEntry.claim_line_id)
+        .join(ServiceLine, ServiceLine.id == ClaimLine.service_line_id)
+        .where(_entry_date() <= as_of)
+        .group_by(LedgerEntry.claim_id, ServiceLine.date_of_service)
+        .subquery()
+    )
+
+
+def ar_aging(session: Session, as_of: date) -> list[AgingRow]:
+    """One row per payer owing something, then one for patients; amounts by age bucket."""
+    owed = _owed_by_claim(session, as_of)
+    rows = session.execute(
+        select(Claim.payer_id, owed.c.date_of_service, owed.c.insurance, owed.c.patient).join(
+            Claim, Claim.id == owed.c.claim_id
+        )
+    ).all()
+    payers: dict[int, dict[str, Decimal]] = defaultdict(lambda: {name: ZERO for name, _l, _h in AGING_BUCKETS})
+    patients = {name: ZERO for name, _l, _h in AGING_BUCKETS}
+    for payer_id, dos, insurance, patient in rows:
+        bucket = bucket_of((as_of - dos).days)
+        if insurance:
+            payers[payer_id][bucket] += money(insurance)
+        if patient:
+            patients[bucket] += money(patient)
+    names = _payer_names(session, list(payers))
+    out = [
+        AgingRow(f"payer:{pid}", names.get(pid, f"Payer {pid}"), buckets)
+        for pid, buckets in payers.items()
+        if any(buckets.values())
+    ]
+    out.sort(key=lambda row: row.label)
+    out.append(AgingRow("patients", "Patients", patients))
+    return out
+
+
+def _payer_names(session: Session, payer_ids: list[int]) -> dict[int, str]:
+    if not payer_ids:
+        return {}
+    return dict(session.execute(select(Payer.id, Payer.name).where(Payer.id.in_(payer_ids))).all())
+
+
+def aging_claims(session: Session, as_of: date, *, key: str, bucket: str) -> list[dict]:
+    """The claims behind one cell of the aging table (drill-down)."""
+    bounds = {name: (low, high) for name, low, high in AGING_BUCKETS}
+    if bucket not in bounds:
+        raise ValueError(f"unknown aging bucket {bucket!r}")
+    low, high = bounds[bucket]
+    owed = _owed_by_claim(session, as_of)
+    part = owed.c.patient if key == "patients" else owed.c.insurance
+    age = as_of - owed.c.date_of_service
+    query = (
+        select(
+            Claim.id,
+            Claim.status,
+            Claim.payer_id,
+            Patient.first_name,
+            Patient.last_name,
+            owed.c.date_of_service,
+            part.label("owed"),
+        )  # fmt: skip
+        .join(Claim, Claim.id == owed.c.claim_id)
+        .join(Patient, Patient.id == Claim.patient_id)
+        .where(part != 0, age >= low)
+        .order_by(owed.c.date_of_service, Claim.id)
+    )
+    if high is not None:
+        query = query.where(age <= high)
+    if key.startswith("payer:"):
+        query = query.where(Claim.payer_id == int(key.split(":", 1)[1]))
+    elif key != "patients":
+        raise ValueError(f"unknown aging row {key!r}")
+    rows = session.execute(query).all()
+    names = _payer_names(session, list({r.payer_id for r in rows}))
+    merged: dict[int, dict] = {}
+    for r in rows:
+        item = merged.setdefault(
+            r.id,
+            {
+                "claim_id": r.id,
+                "status": r.status,
+                "payer": names.get(r.payer_id, ""),
+                "patient": f"{r.last_name}, {r.first_name}",
+                "date_of_service": r.date_of_service,
+                "owed": ZERO,
+                "age_days": (as_of - r.date_of_service).days,
+            },
+        )
+        item["owed"] += money(r.owed)
+    return list(merged.values())
+
+
+# --- provider allocation and deposits ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Allocation:
+    month: date
+    provider_id: int
+    provider: str
+    payer: str  # "Patients" for patient payments
+    amount: Decimal
+
+
+def provider_allocation(session: Session, first: date, end: date) -> list[Allocation]:
+    """Payments (net of refunds) from `first` up to `end`, by month, rendering provider and payer."""
+    original, category = _category()
+    signed = case((category == "refund", -LedgerEntry.amount), else_=LedgerEntry.amount)
+    source = case((category == "insurance_payment", Claim.payer_id), else_=literal(None))
+    is_patient = case((category == "patient_payment", True), (category == "refund", LedgerEntry.patient_delta > 0))
+    entry_month = func.date_trunc("month", _entry_date())
+    rows = session.execute(
+        select(
+            cast(entry_month, Date),
+            ServiceLine.rendering_provider_id,
+            func.coalesce(source, literal(0)),
+            func.coalesce(is_patient, False),
+            func.sum(signed),
+        )
+        .select_from(LedgerEntry)
+        .outerjoin(original, original.id == LedgerEntry.reverses_entry_id)
+        .join(ClaimLine, ClaimLine.id == LedgerEntry.claim_line_id)
+        .join(ServiceLine, ServiceLine.id == ClaimLine.service_line_id)
+        .join(Claim, Claim.id == LedgerEntry.claim_id)
+        .where(
+            category.in_(("insurance_payment", "patient_payment", "refund")),
+            _entry_date() >= first,
+            _entry_date() < end,
+        )
+        .group_by(entry_month, ServiceLine.rendering_provider_id, source, is_patient)
+    ).all()
+    providers = {
+        p.id: f"{p.last_name}, {p.first_name}".strip(", ")
+        for p in session.scalars(select(Provider).where(Provider.id.in_({r[1] for r in rows})))
+    }
+    payer_names = _payer_names(session, [r[2] for r in rows if r[2]])
+    out = []
+    for m, provider_id, payer_id, patient, amount in rows:
+        payer = "Patients" if patient else payer_names.get(payer_id, "Insurance refunds" if not payer_id else "")
+        out.append(Allocation(m, provider_id, providers.get(provider_id, str(provider_id)), payer, money(amount)))
+    out.sort(key=lambda a: (a.month, a.provider, a.payer))
+    return out
+
+
+@dataclass
+class DepositReconciliation:
+    deposit_id: int
+    payment_date: date | None
+    trace_number: str
+    payer_name: str
+    amount: Decimal
+    posted_payments: Decimal
+    provider_adjustments: Decimal
+
+    @property
+    def difference(self) -> Decimal:
+        """What the deposit's amount does not explain: zero when every claim payment posted."""
+        return self.amount - (self.posted_payments - self.provider_adjustments)
+
+
+def deposit_reconciliation(session: Session, first: date, end: date) -> list[DepositReconciliation]:
+    original, category = _category()
+    posted = (
+        select(LedgerEntry.source_id, func.sum(LedgerEntry.amount).label("paid"))
+        .select_from(LedgerEntry)
+        .outerjoin(original, original.id == LedgerEntry.reverses_entry_id)
+        .where(category == "insurance_payment", LedgerEntry.source_id.like("deposit:%"))
+        .group_by(LedgerEntry.source_id)
+        .subquery()
+    )
+    plb = (
+        select(ProviderAdjustmentEntry.deposit_id, func.sum(ProviderAdjustmentEntry.amount).label("plb"))
+        .group_by(ProviderAdjustmentEntry.deposit_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Deposit, func.coalesce(posted.c.paid, 0), func.coalesce(plb.c.plb, 0))
+        .outerjoin(posted, posted.c.source_id == func.concat("deposit:", Deposit.id))
+        .outerjoin(plb, plb.c.deposit_id == Deposit.id)
+        .where(Deposit.payment_date >= first, Deposit.payment_date < end)
+        .order_by(Deposit.payment_date, Deposit.id)
+    ).all()
+    return [
+        DepositReconciliation(
+            d.id, d.payment_date, d.trace_number, d.payer_name, money(d.amount), money(paid), money(plb_total)
+        )
+        for d, paid, plb_total in rows
+    ]

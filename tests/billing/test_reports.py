@@ -1,0 +1,89 @@
+"""Reports agree with the ledger to the cent: the month's charges, payments and adjustments are the sums of what the
+835 said, the A/R aging adds up to what is still owed, provider allocation adds up to the payments, and every deposit
+reconciles with what it posted."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from billing import ledger, reports
+from integrations.x12.remit835 import parse_835
+from tests.billing.test_posting import _intake, remitted  # noqa: F401  (the module fixture: claims remitted by the sandbox)
+
+ZERO = Decimal("0.00")
+
+
+@pytest.fixture(scope="module")
+def posted(services, remitted):  # noqa: F811
+    bp, claim_ids, era = remitted
+    _intake(services, bp, era)
+    (remittance,) = parse_835(era.encode())
+    return bp, claim_ids, remittance
+
+
+def _sum(values) -> Decimal:
+    return sum(values, ZERO)
+
+
+def test_the_months_figures_are_the_835s_sums(services, posted):
+    bp, claim_ids, remittance = posted
+    adjustments = [
+        a for clp in remittance.claims for a in [*clp.adjustments, *(x for s in clp.lines for x in s.adjustments)]
+    ]
+    with services.db.tenant_session(bp.slug) as s:
+        summary = reports.monthly_summary(s, date.today(), months=3)
+        month = summary.current
+        assert len(summary.months) == 3 and summary.months[0].charges == ZERO
+        assert month.charges == _sum(clp.total_charge for clp in remittance.claims)
+        assert month.insurance_payments == _sum(clp.paid for clp in remittance.claims)
+        assert month.contractual_adjustments == _sum(a.amount for a in adjustments if a.group == "CO")
+        assert month.other_adjustments == _sum(a.amount for a in adjustments if a.group not in ("CO", "PR"))
+        assert month.patient_payments == ZERO and month.refunds == ZERO
+        practice = ledger.practice_balance(s)
+        assert month.ar_end == practice.total == _sum(clp.patient_responsibility for clp in remittance.claims)
+        expected_net = (month.payments * 100 / (month.charges - month.contractual_adjustments)).quantize(Decimal("0.1"))
+        assert month.net_collection_rate == expected_net
+        assert month.claims_adjudicated == len(remittance.claims)
+        # Nothing paid because of the deductible is not a denial: the patient owes it.
+        denied = [clp for clp in remittance.claims if clp.is_denied or not (clp.paid or clp.patient_responsibility)]
+        assert month.claims_denied == len(denied)
+        assert month.claims_first_answered == len(claim_ids) and month.claims_clean == len(claim_ids)
+        assert month.clean_claim_rate == Decimal("100.0")
+
+
+def test_aging_adds_up_to_what_is_owed_and_drills_down_to_claims(services, posted):
+    bp, _claim_ids, _remittance = posted
+    with services.db.tenant_session(bp.slug) as s:
+        rows = reports.ar_aging(s, date.today())
+        practice = ledger.practice_balance(s)
+        assert _sum(row.total for row in rows) == practice.total
+        patients = rows[-1]
+        assert patients.key == "patients" and patients.total == practice.patient
+        cells = [(row.key, name) for row in rows for name, amount in row.buckets.items() if amount]
+        for key, bucket in cells:
+            claims = reports.aging_claims(s, date.today(), key=key, bucket=bucket)
+            row = next(r for r in rows if r.key == key)
+            assert _sum(c["owed"] for c in claims) == row.buckets[bucket]
+
+
+def test_allocation_and_deposits_account_for_every_payment(services, posted):
+    bp, _claim_ids, remittance = posted
+    first = date.today().replace(day=1)
+    end = reports.next_month(first)
+    with services.db.tenant_session(bp.slug) as s:
+        allocations = reports.provider_allocation(s, first, end)
+        assert _sum(a.amount for a in allocations) == _sum(clp.paid for clp in remittance.claims)
+        assert all(a.provider and a.payer for a in allocations)
+        (deposit,) = reports.deposit_reconciliation(s, first, end)
+        assert deposit.amount == remittance.total_payment
+        assert deposit.difference == ZERO
+
+
+def test_rates_are_none_without_a_denominator():
+    assert reports.rate(Decimal(5), ZERO) is None
+    assert reports.rate(Decimal(1), Decimal(3)) == Decimal("33.3")
+    assert reports.bucket_of(0) == "0-30" and reports.bucket_of(31) == "31-60" and reports.bucket_of(121) == "120+"
+    assert reports.months_back(date(2026, 2, 14), 3) == [date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
