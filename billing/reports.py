@@ -36,6 +36,8 @@ from billing.models import (
     ProviderAdjustmentEntry,
     RemittanceClaim,
     ServiceLine,
+    Submission,
+    SubmissionClaim,
 )
 from billing.money import ZERO, money
 
@@ -277,9 +279,9 @@ def _first_submissions_by_month(session: Session, first: date, end: date) -> lis
     """Claims first submitted in each month that have had an answer: how many, and how many were accepted (or
     paid) without ever being rejected — the clean-claim rate's parts."""
     first_submitted = (
-        select(ClaimStatusChange.claim_id, func.min(ClaimStatusChange.at).label("at"))
-        .where(ClaimStatusChange.to_status == "submitted")
-        .group_by(ClaimStatusChange.claim_id)
+        select(SubmissionClaim.claim_id, func.min(Submission.created_at).label("at"))
+        .join(Submission, Submission.id == SubmissionClaim.submission_id)
+        .group_by(SubmissionClaim.claim_id)
         .subquery()
     )
     rejected = (
