@@ -34,15 +34,17 @@ from billing.models import (
     LedgerEntry,
     Patient,
     Payer,
+    PracticePayer,
     ProviderAdjustmentEntry,
     RemittanceClaim,
     ServiceLine,
     Underpayment,
+    UnderpaymentTolerance,
 )
 from integrations.storage import StorageError
 from integrations.x12.reader import X12Error
 from integrations.x12.remit835 import CLAIM_STATUSES, PROVIDER_ADJUSTMENT_REASONS, parse_835
-from medbill.errors import NotFound
+from medbill.errors import Invalid, NotFound
 from tenants import audit
 
 log = logging.getLogger("medbill.remittances")
@@ -1056,6 +1058,111 @@ def list_underpayments(args, slug: str):
     _audit(session, "claim", None, "list", {"queue": "underpayments", "ids": sorted({i["claim_id"] for i in items})})
     session.commit()
     return {"items": items, "meta": _meta(args, total)}
+
+
+class ResolveIn(Schema):
+    note = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={"description": "why the line leaves the queue (appealed and repaid, accepted, written off...)"},
+    )
+
+
+class ResolvedOut(Schema):
+    id = fields.Integer(required=True)
+    claim_id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    note = fields.String(required=True)
+    resolved_at = fields.DateTime(required=True)
+    resolved_by_user_id = fields.Integer(allow_none=True)
+
+
+@blp.route("/underpayments/<id:underpayment_id>/resolve", methods=["POST"])
+@policy("claims:write")
+@blp.arguments(ResolveIn)
+@blp.response(200, ResolvedOut)
+def resolve_underpayment(body, slug: str, underpayment_id: int):
+    """Take a line off the underpayment queue with a note saying why. Resolving it again is a conflict (409)."""
+    session = db_session()
+    note = body["note"].strip()
+    if not note:
+        raise Invalid("say why the line leaves the queue", errors={"note": ["required"]})
+    row = underpayments.resolve(session, underpayment_id, user_id=access().user_id, note=note)
+    out = {name: getattr(row, name) for name in ResolvedOut._declared_fields}
+    _audit(session, "claim", row.claim_id, "resolve", {"underpayment": row.id})
+    session.commit()
+    return out
+
+
+# --- underpayment tolerance (per payer enrolment) ---------------------------------------------------------------------
+
+
+class ToleranceIn(Schema):
+    amount = Money(
+        required=True,
+        validate=validate.Range(min=Decimal("0"), max=Decimal("99999.99")),
+        metadata={"description": "a shortfall up to this amount is not flagged"},
+    )
+    percent = fields.Decimal(
+        required=True,
+        as_string=True,
+        places=3,
+        validate=validate.Range(min=Decimal("0"), max=Decimal("100")),
+        metadata={"description": "...or up to this percent of the allowed amount, whichever is larger (0 to 100)"},
+    )
+
+
+class ToleranceOut(ToleranceIn):
+    payer_id = fields.Integer(required=True)
+    payer_name = fields.String(allow_none=True)
+    is_default = fields.Boolean(required=True, metadata={"description": "true: no tolerance set, the default applies"})
+
+
+def _enrolled(session: Session, payer_id: int) -> None:
+    if session.scalar(select(PracticePayer.id).where(PracticePayer.payer_id == payer_id)) is None:
+        raise NotFound(f"payer {payer_id} is not enrolled in this practice")
+
+
+def _tolerance_out(session: Session, payer_id: int) -> dict:
+    tolerance = underpayments.tolerance_for(session, payer_id)
+    payer = payers_by_id(session, [payer_id]).get(payer_id)
+    return {
+        "payer_id": payer_id,
+        "payer_name": payer.name if payer else None,
+        "amount": tolerance.amount,
+        "percent": tolerance.percent,
+        "is_default": session.get(UnderpaymentTolerance, payer_id) is None,
+    }
+
+
+@blp.route("/payers/<id:payer_id>/underpayment-tolerance", methods=["GET"])
+@policy("claims:read")
+@blp.response(200, ToleranceOut)
+def get_underpayment_tolerance(slug: str, payer_id: int):
+    """How far below the contract this payer may pay before a line is flagged: the larger of an amount and a percent
+    of the allowed amount. Without a setting the default applies ($1.00 or 1 %)."""
+    session = db_session()
+    _enrolled(session, payer_id)
+    return _tolerance_out(session, payer_id)
+
+
+@blp.route("/payers/<id:payer_id>/underpayment-tolerance", methods=["PUT"])
+@policy("setup:write")
+@blp.arguments(ToleranceIn)
+@blp.response(200, ToleranceOut)
+def put_underpayment_tolerance(body, slug: str, payer_id: int):
+    """Set the underpayment tolerance on the practice's enrolment with this payer (lines already flagged stay)."""
+    session = db_session()
+    _enrolled(session, payer_id)
+    before = underpayments.tolerance_for(session, payer_id)
+    underpayments.set_tolerance(session, payer_id, amount=body["amount"], percent=body["percent"])
+    audit.record_access(
+        session, access(), "payer_enrolment", payer_id, "update",
+        {"underpayment_tolerance": {"from": [str(before.amount), str(before.percent)],
+                                    "to": [str(body["amount"]), str(body["percent"])]}},
+    )  # fmt: skip
+    session.commit()
+    return _tolerance_out(session, payer_id)
 
 
 __all__ = ["blp", "claim_ledger", "deposit_detail", "list_denials", "list_deposits", "list_exceptions"]

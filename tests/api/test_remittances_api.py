@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, select
 
 from billing import claims as claim_service
-from billing import ledger, submissions
+from billing import ledger, submissions, underpayments
 from billing.claim_status import transition
 from billing.edi_intake import ALL_KINDS, intake
 from billing.models import ClaimLine, Deposit, LedgerEntry, RemittanceClaim, Underpayment
@@ -480,3 +480,75 @@ def test_underpayment_queue(client, services, posted, headers):
     assert body["meta"]["total"] == len(body["items"])
     other = client.get(f"{_base(posted.bp)}/underpayments?payer_id=999999", headers=headers).get_json()
     assert other["items"] == [] and other["meta"]["total"] == 0
+
+
+def test_resolve_an_underpayment(client, services, posted, headers, world):
+    with services.db.tenant_session(posted.bp.slug) as s:
+        line = s.scalars(select(ClaimLine).where(ClaimLine.claim_id == posted.line_denied_claim_id)).first()
+        row = Underpayment(
+            claim_id=posted.line_denied_claim_id, claim_line_id=line.id, deposit_id=posted.deposit_id,
+            payer_id=posted.bp.payer_id, procedure_code="99214", expected_allowed=Decimal("120.00"),
+            paid=Decimal("80.00"), patient_responsibility=Decimal("20.00"), shortfall=Decimal("20.00"),
+            tolerance=Decimal("1.20"),
+        )  # fmt: skip
+        s.add(row)
+        s.commit()
+        row_id = row.id
+    url = f"{_base(posted.bp)}/underpayments/{row_id}/resolve"
+    missing = client.post(url, headers=headers, json={})
+    assert missing.status_code == 422 and "note" in missing.get_json()["errors"]
+    assert client.post(url, headers=headers, json={"note": "   "}).status_code == 422
+    done = client.post(url, headers=headers, json={"note": "Payer repaid on appeal"})
+    assert done.status_code == 200, done.get_json()
+    body = done.get_json()
+    assert body["status"] == "resolved" and body["note"] == "Payer repaid on appeal" and body["resolved_by_user_id"]
+    assert client.post(url, headers=headers, json={"note": "again"}).status_code == 409
+    listed = client.get(f"{_base(posted.bp)}/underpayments?per_page=200", headers=headers).get_json()
+    assert row_id not in {i["id"] for i in listed["items"]}
+    assert ("claim", str(posted.line_denied_claim_id), "resolve") in _audit_actions(services, posted.bp.slug)
+    assert client.post(f"{_base(posted.bp)}/underpayments/999999999/resolve", headers=headers,
+                       json={"note": "x"}).status_code == 404  # fmt: skip
+    foreign = login(client, world.users["biller_y"])
+    assert client.post(url, headers=foreign, json={"note": "x"}).status_code == 404
+
+
+def test_underpayment_tolerance_per_payer(client, services, factory, posted, headers, world):
+    url = f"{_base(posted.bp)}/payers/{posted.bp.payer_id}/underpayment-tolerance"
+    first = client.get(url, headers=headers)
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json() == {
+        "payer_id": posted.bp.payer_id, "payer_name": "Acme Health Plan", "amount": "1.00", "percent": "1.000",
+        "is_default": True,
+    }  # fmt: skip
+    put = client.put(url, headers=headers, json={"amount": "2.50", "percent": "1.5"})
+    assert put.status_code == 200, put.get_json()
+    assert (put.get_json()["amount"], put.get_json()["percent"], put.get_json()["is_default"]) == (
+        "2.50",
+        "1.500",
+        False,
+    )
+    assert client.get(url, headers=headers).get_json()["amount"] == "2.50"
+    with services.db.tenant_session(posted.bp.slug) as s:
+        tolerance = underpayments.tolerance_for(s, posted.bp.payer_id)
+    assert (tolerance.amount, tolerance.percent) == (Decimal("2.50"), Decimal("1.5"))
+    assert ("payer_enrolment", str(posted.bp.payer_id), "update") in _audit_actions(services, posted.bp.slug)
+
+    bad = client.put(url, headers=headers, json={"amount": "-1", "percent": "101"})
+    assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"amount", "percent"}
+    assert set(client.put(url, headers=headers, json={}).get_json()["errors"]) == {"amount", "percent"}
+    assert client.put(url, headers=headers, json={"amount": "abc", "percent": "1"}).get_json()["errors"].keys() == {
+        "amount"
+    }
+    assert client.get(url, headers=headers).get_json()["amount"] == "2.50"  # nothing half-written
+
+    not_enrolled = f"{_base(posted.bp)}/payers/999999999/underpayment-tolerance"
+    assert client.get(not_enrolled, headers=headers).status_code == 404
+    assert client.put(not_enrolled, headers=headers, json={"amount": "1", "percent": "1"}).status_code == 404
+    with services.db.shared_session() as s:
+        practice = get_practice(s, posted.bp.slug)
+    doctor = login(client, factory.user("doctor", practice=practice))
+    assert client.put(url, headers=doctor, json={"amount": "9", "percent": "9"}).status_code == 403
+    foreign = login(client, world.users["biller_y"])
+    assert client.get(url, headers=foreign).status_code == 404
+    assert client.put(url, headers=foreign, json={"amount": "9", "percent": "9"}).status_code == 404
+    assert client.get(url, headers=headers).get_json()["amount"] == "2.50"
