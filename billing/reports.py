@@ -16,6 +16,7 @@ Conventions, stated once:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -38,6 +39,7 @@ from billing.models import (
     ServiceLine,
     Submission,
     SubmissionClaim,
+    Underpayment,
 )
 from billing.money import ZERO, money
 
@@ -194,19 +196,7 @@ def monthly_summary(session: Session, month: date, *, months: int = 12) -> Month
     first, end = starts[0], next_month(starts[-1])
     by_month = {m: MonthFigures(m) for m in starts}
 
-    original, category = _category()
-    entry_month = func.date_trunc("month", _entry_date())
-    rows = session.execute(
-        select(cast(entry_month, Date), category, func.sum(LedgerEntry.amount))
-        .select_from(LedgerEntry)
-        .outerjoin(original, original.id == LedgerEntry.reverses_entry_id)
-        .where(_entry_date() >= first, _entry_date() < end, category.in_(tuple(_CATEGORY_FIELDS)))
-        .group_by(entry_month, category)
-    )
-    for m, kind, amount in rows:
-        figures = by_month[m]
-        name = _CATEGORY_FIELDS[kind]
-        setattr(figures, name, getattr(figures, name) + money(amount))
+    _add_category_sums(session, by_month, first, end)
 
     for m in starts:
         figures = by_month[m]
@@ -224,6 +214,31 @@ def monthly_summary(session: Session, month: date, *, months: int = 12) -> Month
         months=[by_month[m] for m in starts],
         top_denial_reasons=top_denial_reasons(session, starts[-1], end),
     )
+
+
+def _add_category_sums(session: Session, by_month: dict[date, MonthFigures], first: date, end: date) -> None:
+    """Add each month's charges, payments, adjustments and refunds (by the entries' category) to `by_month`."""
+    original, category = _category()
+    entry_month = func.date_trunc("month", _entry_date())
+    rows = session.execute(
+        select(cast(entry_month, Date), category, func.sum(LedgerEntry.amount))
+        .select_from(LedgerEntry)
+        .outerjoin(original, original.id == LedgerEntry.reverses_entry_id)
+        .where(_entry_date() >= first, _entry_date() < end, category.in_(tuple(_CATEGORY_FIELDS)))
+        .group_by(entry_month, category)
+    )
+    for m, kind, amount in rows:
+        figures = by_month[m]
+        name = _CATEGORY_FIELDS[kind]
+        setattr(figures, name, getattr(figures, name) + money(amount))
+
+
+def month_totals(session: Session, month: date) -> MonthFigures:
+    """Only the sums of one month (charges, payments, adjustments, refunds): no A/R, no rates."""
+    first = month_start(month)
+    figures = MonthFigures(first)
+    _add_category_sums(session, {first: figures}, first, next_month(first))
+    return figures
 
 
 def ar_total(session: Session, as_of: date) -> Decimal:
@@ -564,3 +579,74 @@ def deposit_reconciliation(session: Session, first: date, end: date) -> list[Dep
         )
         for d, paid, plb_total in rows
     ]
+
+
+# --- the billing company's overview across its practices -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """A queue of work whose size the company overview shows per practice: `count` runs in the practice's session."""
+
+    name: str
+    label: str
+    count: Callable[[Session], int]
+
+
+# Registration order is the column order. A module that owns a queue adds it with `register_queue` at import time
+# (api/reports.py adds the denial queue of api/remittances, so the overview counts what the biller's queue shows).
+WORK_QUEUES: dict[str, WorkQueue] = {}
+
+
+def register_queue(name: str, label: str, count: Callable[[Session], int]) -> WorkQueue:
+    queue = WorkQueue(name, label, count)
+    WORK_QUEUES[name] = queue
+    return queue
+
+
+def _count_where(model, *where) -> Callable[[Session], int]:
+    def count(session: Session) -> int:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+    return count
+
+
+register_queue("rejections", "Rejections", _count_where(Claim, Claim.status == "rejected"))
+register_queue(
+    "posting_exceptions", "Posting exceptions", _count_where(RemittanceClaim, RemittanceClaim.outcome == "exception")
+)
+register_queue("underpayments", "Underpayments", _count_where(Underpayment, Underpayment.status == "open"))
+
+
+@dataclass
+class PracticeOverview:
+    slug: str
+    name: str
+    ar_total: Decimal
+    charges: Decimal
+    payments: Decimal
+    queues: dict[str, int]
+
+
+def practice_overview(session: Session, slug: str, name: str, month: date, *, as_of: date) -> PracticeOverview:
+    """One practice's line of the overview: A/R at `as_of`, the month's charges and payments, the queue sizes."""
+    totals = month_totals(session, month)
+    return PracticeOverview(
+        slug=slug,
+        name=name,
+        ar_total=ar_total(session, as_of),
+        charges=totals.charges,
+        payments=totals.payments,
+        queues={name: queue.count(session) for name, queue in WORK_QUEUES.items()},
+    )
+
+
+def overview_totals(rows: list[PracticeOverview]) -> PracticeOverview:
+    return PracticeOverview(
+        slug="",
+        name="Total",
+        ar_total=sum((r.ar_total for r in rows), ZERO),
+        charges=sum((r.charges for r in rows), ZERO),
+        payments=sum((r.payments for r in rows), ZERO),
+        queues={name: sum(r.queues.get(name, 0) for r in rows) for name in WORK_QUEUES},
+    )
