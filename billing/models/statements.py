@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -53,6 +54,8 @@ class PatientBillingSettings(TenantBase):
     cycle_days: Mapped[int] = mapped_column(Integer, server_default="30")
     cycle_anchor: Mapped[date] = mapped_column(Date, server_default=text("'2026-01-01'"))
     minimum_balance: Mapped[Decimal] = mapped_column(MoneyColumn, server_default="5.00")
+    # False: runs only when a biller starts one (the daily scheduler skips the practice).
+    scheduled_runs: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     # Dunning messages by age of the oldest balance: {"0": ..., "30": ..., "60": ..., "90": ..., "120": ...};
     # a missing key falls back to the built-in text.
     messages: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("cycle_days", sa.Integer(), server_default="30", nullable=False),
         sa.Column("cycle_anchor", sa.Date(), server_default=sa.text("'2026-01-01'"), nullable=False),
         sa.Column("minimum_balance", sa.Numeric(precision=12, scale=2), server_default="5.00", nullable=False),
+        sa.Column("scheduled_runs", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column(
             "messages", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False
         ),
