@@ -1,0 +1,78 @@
+"""Jobs (`exports` queue): write each agency's file of newly placed accounts for a practice (billing.collections
+does the work and records each placement once, so a retried job writes nothing twice), then deliver it over SFTP
+when the practice configured that for the agency. The file is in storage under the agency's prefix and listed in
+the agency's portal and API whether or not SFTP delivery is set up or succeeds."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from sqlalchemy import select
+
+from billing import collections
+from integrations.clearinghouse import TransportError, transport_from_settings
+from jobs.runtime import final_on_domain_error, runtime
+from tenants.models import AgencyPractice, Practice
+
+log = logging.getLogger("medbill.jobs.exports")
+
+
+def _deliver(settings: dict, filename: str, data: bytes) -> None:
+    """Secrets are not stored: `password_env`/`private_key_env` name environment variables of the worker."""
+    resolved = dict(settings)
+    for key in ("password", "private_key"):
+        env_name = resolved.pop(f"{key}_env", None)
+        if env_name:
+            resolved[key] = os.environ.get(env_name, "")
+    transport_from_settings(resolved).send(filename, data)
+
+
+@final_on_domain_error
+def export_placements(practice_slug: str, agency_id: int | None = None, user_id: int | None = None) -> dict:
+    """Export the practice's new placements for one agency (or every agency with some)."""
+    rt = runtime()
+    done = []
+    with rt.db.tenant_session(practice_slug) as session:
+        agency_ids = [agency_id] if agency_id is not None else collections.agencies_with_pending_exports(session)
+        session.rollback()
+        for aid in agency_ids:
+            result = collections.export_agency(session, rt.storage, practice_slug, aid, user_id=user_id)
+            if result is None:
+                session.rollback()
+                continue
+            export_id, filename, sftp = result.export.id, result.export.filename, result.sftp
+            session.commit()
+            entry = {"agency_id": aid, "export_id": export_id, "accounts": result.export.account_count}
+            if sftp:
+                try:
+                    _deliver(sftp, filename, result.data)
+                    collections.mark_delivered(session, export_id)
+                    entry["delivered"] = True
+                except (TransportError, ValueError) as exc:
+                    # The file stays available in the portal and API; the error is shown beside it.
+                    log.warning("export %s not delivered over SFTP: %s", export_id, exc)
+                    collections.mark_delivered(session, export_id, error=str(exc))
+                    entry["delivered"] = False
+                session.commit()
+            done.append(entry)
+    return {"practice": practice_slug, "exports": done}
+
+
+def export_all_practices() -> dict:
+    """Periodic fan-out: one export job per practice that has agencies linked."""
+    rt = runtime()
+    with rt.db.shared_session() as session:
+        slugs = list(
+            session.scalars(
+                select(Practice.slug)
+                .join(AgencyPractice, AgencyPractice.practice_id == Practice.id)
+                .where(Practice.status == "active")
+                .distinct()
+            )
+        )
+    for slug in slugs:
+        rt.dispatcher.enqueue_now(
+            "exports", "jobs.exports.export_placements", slug, meta={"practice": slug, "kind": "agency_export"}
+        )
+    return {"practices": len(slugs)}
