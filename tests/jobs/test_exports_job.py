@@ -1,0 +1,89 @@
+"""The agency export job in a real RQ worker process (`exports` queue): started through the API after commit, it
+writes the agency's fixed-width file of new placements to S3 under the agency's prefix, records it, delivers it to
+the configured drop; the same job delivered again writes and delivers nothing more."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from billing import agency_formats, collections
+from billing.models import AgencyExport, AgencyExportItem, Patient
+from tests.billing.factories import billing_practice, insured_patient
+from tests.billing.test_collections import FIXED, owed_visit, statements
+from tests.conftest import PROJECT_ROOT, login
+
+
+def _run_worker_burst(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "medbill.cli", "worker", "--burst", "--queue", "exports"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_export_job_in_a_worker_writes_once_and_delivers(client, services, factory, env, tmp_path):
+    bp = billing_practice(services, factory)
+    agency = factory.agency([bp.slug])
+    patients = []
+    for days in (150, 200):
+        pid = insured_patient(services, bp, factory)
+        owed_visit(services, bp, pid, days_ago=days)
+        statements(services, bp, pid, 3)
+        patients.append(pid)
+    drop = tmp_path / "agency-drop"
+    with services.db.tenant_session(bp.slug) as s:
+        collections.set_terms(
+            s, bp.access, agency.id,
+            {"file_format": FIXED, "fee_percent": "20", "sftp": {"transport": "directory", "path": str(drop)}},
+        )  # fmt: skip
+        for pid in patients:
+            collections.approve(s, bp.access, pid, agency.id)
+        s.commit()
+        numbers = {s.get(Patient, pid).account_number for pid in patients}
+
+    headers = login(client, bp.biller_email)
+    accepted = client.post(f"/api/v1/practices/{bp.slug}/collections/exports", headers=headers, json={})
+    assert accepted.status_code == 202, accepted.get_json()
+    job_id = accepted.get_json()["job_id"]
+    run = _run_worker_burst(env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
+    assert job["status"] == "finished", job
+    (entry,) = job["result"]["exports"]
+    assert entry["agency_id"] == agency.id and entry["accounts"] == 2 and entry["delivered"] is True
+
+    with services.db.tenant_session(bp.slug) as s:
+        export = s.scalar(select(AgencyExport))
+        assert export.delivered_sftp_at is not None and export.delivery_error == ""
+        key, filename = export.storage_key, export.filename
+    assert key.startswith("companies/") and f"/agencies/{agency.slug}/exports/{bp.slug}/" in key
+    data = services.storage.get(key)
+    assert (drop / "inbox" / filename).read_bytes() == data
+    fmt = agency_formats.validate_format(FIXED)
+    accounts = agency_formats.accounts_from_records(fmt, agency_formats.parse(fmt, data))
+    assert {a["account_number"] for a in accounts} == numbers
+    assert all(a["total_placed"] == Decimal("25.00") for a in accounts)
+    assert sorted(a["services"][0]["service_date"] for a in accounts) == [
+        date.today() - timedelta(days=200),
+        date.today() - timedelta(days=150),
+    ]
+
+    # The job delivered again (a retry after a lost acknowledgement): no second file, nothing re-sent.
+    services.dispatcher.enqueue_now("exports", "jobs.exports.export_placements", bp.slug, None, None)
+    services.dispatcher.enqueue_now("exports", "jobs.exports.export_placements", bp.slug, agency.id, None)
+    assert _run_worker_burst(env).returncode == 0
+    with services.db.tenant_session(bp.slug) as s:
+        assert s.scalar(select(func.count()).select_from(AgencyExport)) == 1
+        assert s.scalar(select(func.count()).select_from(AgencyExportItem)) == 2
+    assert [p.name for p in (drop / "inbox").iterdir()] == [filename]
+    agency_user = login(client, factory.user("agency", agency=agency))
+    listed = client.get(f"/api/v1/practices/{bp.slug}/collections/exports", headers=agency_user).get_json()["items"]
+    assert [e["filename"] for e in listed] == [filename]
