@@ -91,9 +91,17 @@ def open_count(session: Session) -> int:
 
 
 def list_items(
-    session: Session, *, status: str | None = "open", payer_id: int | None = None, page: int = 1, per_page: int = 50
+    session: Session,
+    *,
+    status: str | None = "open",
+    payer_id: int | None = None,
+    item_id: int | None = None,
+    page: int = 1,
+    per_page: int = 50,
 ) -> tuple[list[dict], int]:
     where = []
+    if item_id:
+        where.append(FollowUpItem.id == item_id)
     if status:
         where.append(FollowUpItem.status == status)
     if payer_id:

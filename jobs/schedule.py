@@ -30,6 +30,7 @@ SCHEDULE: tuple[Periodic, ...] = (
     Periodic("fetch-clearinghouse-files", "jobs.acknowledgements.fetch_all_practices", "*/5 * * * *"),
     # Payment plan check, then each practice's statement run of the current cycle (one run per cycle).
     Periodic("patient-billing-daily", "jobs.statements.daily", "30 6 * * *", queue="statements"),
+    Periodic("claim-follow-up", "jobs.followup.followup_all_practices", "40 6 * * *"),
 )
 
 
