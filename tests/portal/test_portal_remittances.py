@@ -12,9 +12,15 @@ import pytest
 from sqlalchemy import select
 
 from billing import ledger
-from billing.models import ClaimLine, Deposit
+from billing.edi_intake import intake
+from billing.models import BillingIdentity, ClaimLine, Deposit, Underpayment
+from integrations.storage import company_key
+from integrations.x12.remit835 import parse_835
+from tenants.models import BillingCompany, UnmatchedEdiSet
 from tenants.registry import get_practice
 from tests.api.test_remittances_api import UNKNOWN_PCN, posted_practice
+from tests.billing.factories import billing_practice, npi
+from tests.billing.test_underpayments import submit_and_answer
 from tests.portal.test_portal import portal_login
 
 
@@ -76,7 +82,8 @@ def test_remittances_list_and_detail(services, posted, biller):
     words = text(detail)
     assert detail.status_code == 200
     assert "Remittance REMITAPI01" in words and "Payment" in words and "Claims in this remittance" in words
-    assert "Download the 835" in words and "era-8001.835" in html
+    assert "Download the 835" in words and "835-REMITAPI01.835" in words
+    assert f"/practices/{posted.bp.slug}/documents/835-{posted.deposit_id}/download" in html
     assert f"/practices/{posted.bp.slug}/claims/{posted.denied_claim_id}/ledger?remittance={posted.deposit_id}" in html
     assert "CO-50: These are non-covered services" in words and "N115: " in words
     assert "Not posted:" in words and UNKNOWN_PCN in words
@@ -151,3 +158,126 @@ def test_other_companies_get_404_and_doctors_403(app, services, factory, world, 
         response = doctor.get(url)
         assert response.status_code == 403, (url, response.status_code)
         assert "REMITAPI01" not in response.get_data(as_text=True)
+
+
+# --- underpayments --------------------------------------------------------------------------------------------------
+
+
+def _underpayment(services, posted, claim_id: int, *, shortfall: str) -> int:
+    with services.db.tenant_session(posted.bp.slug) as s:
+        line = s.scalars(select(ClaimLine).where(ClaimLine.claim_id == claim_id)).first()
+        row = Underpayment(
+            claim_id=claim_id, claim_line_id=line.id, deposit_id=posted.deposit_id, payer_id=posted.bp.payer_id,
+            procedure_code="99213", expected_allowed=Decimal("95.00"), paid=Decimal("50.00"),
+            patient_responsibility=Decimal("20.00"), shortfall=Decimal(shortfall), tolerance=Decimal("1.00"),
+        )  # fmt: skip
+        s.add(row)
+        s.commit()
+        return row.id
+
+
+def _token(page) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def test_underpayment_queue_page_and_resolve(services, posted, biller, app, factory):
+    row_id = _underpayment(services, posted, posted.paid_claim_id, shortfall="25.00")
+    url = f"/practices/{posted.bp.slug}/underpayments"
+    page = biller.get(url)
+    html, words = page.get_data(as_text=True), text(page)
+    assert page.status_code == 200
+    assert "<h1>Underpayments" in html and 'aria-current="page">Underpayments</a>' in html  # the tab
+    assert "Expected" in words and "Shortfall" in words and "Acme Health Plan" in words and "REMITAPI01" in words
+    assert "$95.00" in words and "$50.00" in words and "$25.00" in words
+    assert f'id="underpayment-{row_id}"' in html
+    assert re.search(rf'id="underpayment-{row_id}">.*?<td class="num">\d+</td>', html, re.S)  # the age in days
+    assert re.search(r"Underpayments .*? \d+ underpaid lines?", text(biller.get("/home")))  # the home card
+    assert text(biller.get(f"{url}?payer_id=999999")).count("No open underpayment for this payer") == 1
+
+    resolve = f"{url}/{row_id}/resolve"
+    assert biller.post(resolve, data={"note": "accepted"}).status_code == 400  # no CSRF token
+    empty = biller.post(resolve, data={"note": "  ", "csrf_token": _token(page)})
+    assert empty.status_code == 422 and "Say why the line leaves the queue" in text(empty)
+    done = biller.post(resolve, data={"note": "Accepted: contract amended", "csrf_token": _token(page)})
+    assert done.status_code == 302 and done.headers["Location"].endswith(url)
+    after = biller.get(url)
+    assert "resolved" in text(after) and f'id="underpayment-{row_id}"' not in after.get_data(as_text=True)
+    with services.db.tenant_session(posted.bp.slug) as s:
+        row = s.get(Underpayment, row_id)
+        assert (row.status, row.note) == ("resolved", "Accepted: contract amended") and row.resolved_by_user_id
+    again = biller.post(resolve, data={"note": "again", "csrf_token": _token(page)})
+    assert again.status_code == 302 and "already resolved" in text(biller.get(url))
+    assert biller.post(f"{url}/999999999/resolve", data={"note": "x", "csrf_token": _token(page)}).status_code == 404
+
+    with services.db.shared_session() as s:
+        practice = get_practice(s, posted.bp.slug)
+    doctor = _client(app, factory.user("doctor", practice=practice))
+    assert doctor.get(url).status_code == 403
+
+
+# --- the unmatched EDI queue ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unmatched(services, factory, tmp_path_factory):
+    """A practice whose billing NPI changed after its claims went out: its 835, uploaded, matches no practice."""
+    bp = billing_practice(services, factory)
+    _claims, era = submit_and_answer(services, bp, factory, tmp_path_factory.mktemp("unmatched"), visits=1)
+    with services.db.tenant_session(bp.slug) as s:
+        s.get(BillingIdentity, 1).group_npi = npi()
+        s.commit()
+    with services.db.shared_session() as s:
+        company_id = s.scalar(select(BillingCompany.id).where(BillingCompany.slug == bp.company_slug))
+    key = company_key(company_id, "edi", "inbound", "unmatched-test.x12")
+    services.storage.put(key, era.encode(), content_type="application/edi-x12")
+    report = intake(
+        services.db, era.encode(), storage_key=key, slugs=[bp.slug], inline=False, dispatcher=services.dispatcher,
+        company_id=company_id,
+    )  # fmt: skip
+    (entry,) = report.unmatched
+    return bp, entry["unmatched_id"], parse_835(era)[0]
+
+
+def test_unmatched_edi_page_assigns_after_confirmation(app, services, world, unmatched):
+    bp, unmatched_id, remittance = unmatched
+    client = _client(app, bp.biller_email)
+    home = text(client.get("/home"))
+    assert "Unmatched EDI" in home and "1 set waiting" in home
+    page = client.get("/edi/unmatched")
+    html, words = page.get_data(as_text=True), text(page)
+    assert page.status_code == 200 and "<h1>Unmatched EDI" in html
+    assert f'id="unmatched-{unmatched_id}"' in html and remittance.trace_number in words
+    assert remittance.payee_npi in words and "no practice with billing NPI" in words
+    assert f'<option value="{bp.slug}">' in html
+
+    confirm_url = f"/edi/unmatched/{unmatched_id}/assign?practice={bp.slug}"
+    confirm = client.get(confirm_url)
+    assert confirm.status_code == 200
+    assert f"Assign this 835 set to Practice {bp.slug}?" in text(confirm) and remittance.trace_number in text(confirm)
+    assert client.get(f"/edi/unmatched/{unmatched_id}/assign?practice={world.practices['C']}").status_code == 302
+    post_url = f"/edi/unmatched/{unmatched_id}/assign"
+    assert client.post(post_url, data={"practice": bp.slug}).status_code == 400  # no CSRF token
+
+    # Another company's biller neither sees it nor can assign it; a doctor handles no EDI.
+    outsider = _client(app, world.users["biller_y"])
+    assert f'id="unmatched-{unmatched_id}"' not in outsider.get("/edi/unmatched").get_data(as_text=True)
+    assert outsider.get(confirm_url).status_code == 404
+    outsider_token = _token(outsider.get("/edi/unmatched"))
+    assert outsider.post(post_url, data={"practice": bp.slug, "csrf_token": outsider_token}).status_code == 404
+    assert _client(app, world.users["doctor_a"]).get("/edi/unmatched").status_code == 403
+
+    done = client.post(post_url, data={"practice": bp.slug, "csrf_token": _token(confirm)})
+    assert done.status_code == 302
+    after = client.get("/edi/unmatched")
+    words = text(after)
+    assert f"The 835 set was queued for posting into Practice {bp.slug}" in words
+    assert f'id="unmatched-{unmatched_id}"' not in after.get_data(as_text=True) and "Recently assigned" in words
+    with services.db.shared_session() as s:
+        row = s.get(UnmatchedEdiSet, unmatched_id)
+        job_id = row.job_id
+        assert row.assigned_at is not None and row.assigned_by is not None
+    job = services.dispatcher.queue("posting").fetch_job(job_id)
+    assert job is not None and job.args[0] == bp.slug
+    job.delete()  # no worker runs here: leave the queue as it was
+    again = client.post(post_url, data={"practice": bp.slug, "csrf_token": _token(confirm)})
+    assert again.status_code == 302 and "already assigned" in text(client.get("/edi/unmatched"))
