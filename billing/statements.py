@@ -455,13 +455,14 @@ def execute_run(
         if progress:
             progress(run)
     rows = _batch_rows(session, run)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    key = batch_key(practice_slug, run)
-    storage.put(key, buffer.getvalue().encode("utf-8"), "text/csv")
-    run.batch_storage_key = key
+    if rows:  # a run that bills nobody sends the print vendor nothing
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        key = batch_key(practice_slug, run)
+        storage.put(key, buffer.getvalue().encode("utf-8"), "text/csv")
+        run.batch_storage_key = key
     run.status = "done"
     run.finished_at = datetime.now(UTC)
     run.error = ""

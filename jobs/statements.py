@@ -67,15 +67,16 @@ def start_run_job(practice_slug: str, *, today: date | None = None, trigger: str
         return {"run_id": run.id, "created": created}
 
 
-def daily(today: str | None = None) -> dict:
-    """Scheduled once a day: per active practice, the payment plan check, then the current cycle's statement run
-    (when the practice runs statements on schedule)."""
+def daily(today: str | None = None, slugs: list[str] | None = None) -> dict:
+    """Scheduled once a day: per active practice (or the given ones), the payment plan check, then the current
+    cycle's statement run (when the practice runs statements on schedule)."""
     rt = runtime()
     day = date.fromisoformat(today) if today else date.today()
     with rt.db.shared_session() as session:
-        practices = session.execute(
-            select(Practice.id, Practice.slug).where(Practice.status == "active").order_by(Practice.slug)
-        ).all()
+        stmt = select(Practice.id, Practice.slug).where(Practice.status == "active").order_by(Practice.slug)
+        if slugs is not None:
+            stmt = stmt.where(Practice.slug.in_(slugs))
+        practices = session.execute(stmt).all()
     report = {}
     for practice_id, slug in practices:
         try:
