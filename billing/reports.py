@@ -42,6 +42,7 @@ from billing.models import (
     Underpayment,
 )
 from billing.money import ZERO, money
+from integrations.storage import Storage, practice_key
 
 AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("0-30", 0, 30),
@@ -650,3 +651,35 @@ def overview_totals(rows: list[PracticeOverview]) -> PracticeOverview:
         payments=sum((r.payments for r in rows), ZERO),
         queues={name: sum(r.queues.get(name, 0) for r in rows) for name in WORK_QUEUES},
     )
+
+
+# --- the monthly summary PDF ------------------------------------------------------------------------------------------
+
+
+def monthly_summary_key(practice_slug: str, month: date) -> str:
+    """Where a month's summary PDF is kept: reports/monthly/YYYY-MM.pdf under the practice's prefix."""
+    return practice_key(practice_slug, "reports", "monthly", f"{month_start(month):%Y-%m}.pdf")
+
+
+def store_monthly_summary(
+    session: Session, storage: Storage, practice_slug: str, month: date, *, practice_name: str,
+    company_name: str = "", today: date | None = None,
+) -> str:  # fmt: skip
+    """Render the month's summary PDF (figures of `monthly_summary`, aging at the month's end or today if earlier,
+    the month's provider allocation) and store it at `monthly_summary_key`, replacing an earlier rendering."""
+    from integrations.pdf.monthly_summary import render_monthly_summary  # matplotlib loads only where PDFs are made
+
+    first = month_start(month)
+    end = next_month(first)
+    as_of = min(today or date.today(), end - timedelta(days=1))
+    pdf = render_monthly_summary(
+        practice_name=practice_name,
+        company_name=company_name,
+        summary=monthly_summary(session, first),
+        aging=ar_aging(session, as_of),
+        aging_as_of=as_of,
+        allocations=provider_allocation(session, first, end),
+    )
+    key = monthly_summary_key(practice_slug, first)
+    storage.put(key, pdf, content_type="application/pdf")
+    return key

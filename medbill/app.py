@@ -24,6 +24,7 @@ from api import (
     patients,
     practices,
     remittances,
+    reports,
     setup,
 )
 from api import errors as api_errors
@@ -50,6 +51,7 @@ API_BLUEPRINTS = (
     denials.blp,
     patient_billing.blp,
     collections.blp,
+    reports.blp,
 )
 
 
