@@ -21,9 +21,9 @@ from billing import documents
 from billing.models import Deposit, InboundFile, RemittanceClaim
 from integrations.x12.remit835 import parse_835
 from jobs.runtime import Runtime
-from tenants.models import AuditEntry, Practice
+from tenants.models import AuditEntry, BillingCompany, Practice
 from tenants.registry import get_practice
-from tests.api.test_remittances_api import posted_practice
+from tests.api.test_remittances_api import _measure, posted_practice
 from tests.conftest import login
 
 
@@ -57,8 +57,12 @@ def roles(services, factory, posted):
         practice = get_practice(s, posted.bp.slug)
         s.expunge(practice)
     agency = factory.agency([posted.bp.slug])
+    with services.db.shared_session() as s:
+        company = s.scalar(select(BillingCompany).where(BillingCompany.slug == posted.bp.company_slug))
+        s.expunge(company)
     return {
         "doctor": factory.user("doctor", practice=practice),
+        "admin": factory.user("company_admin", company=company),
         "agency": factory.user("agency", agency=agency),
     }
 
@@ -104,7 +108,7 @@ def _pdf_text(data: bytes) -> str:
 
 def test_a_claims_documents_for_doctor_and_biller(client, services, posted, roles):
     url = f"{_base(posted)}/claims/{posted.paid_claim_id}/documents"
-    for email in (roles["doctor"], posted.bp.biller_email):
+    for email in (roles["doctor"], posted.bp.biller_email, roles["admin"]):
         response = client.get(url, headers=login(client, email))
         assert response.status_code == 200, response.get_json()
         items = response.get_json()["items"]
@@ -294,3 +298,12 @@ def test_amounts_are_exact(client, services, posted, roles):
     (remittance,) = parse_835(posted.text)
     whole = next(i for i in items if i["kind"] == "remittance_eob")
     assert Decimal(whole["amount"]) == remittance.total_payment
+
+
+def test_lists_do_not_query_per_document(client, services, posted, roles):
+    headers = login(client, roles["doctor"])
+    one = _measure(client, services, f"{_base(posted)}/documents?per_page=1", headers)
+    many = _measure(client, services, f"{_base(posted)}/documents?per_page=200", headers)
+    assert one[1] == 1 and many[1] > 3 and one[0] == many[0]
+    claim = _measure(client, services, f"{_base(posted)}/deposits/{posted.deposit_id}/documents", headers)
+    assert claim[1] > 3 and claim[0] <= one[0] + 1
