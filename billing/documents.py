@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Numeric, Select, String, cast, exists, false, func, literal, select
+from sqlalchemy import BigInteger, DateTime, Numeric, Select, String, case, cast, exists, false, func, literal, select
 from sqlalchemy.orm import Session
 
 from billing.models import Deposit, InboundFile, RemittanceClaim
@@ -331,7 +331,8 @@ def _union(kinds: list[DocumentKind], claim_id: int | None = None, deposit_id: i
 
 def _ordered(docs):
     # Newest first; the kind order of the registry and the ids keep equal times in a stable order.
-    return select(docs).order_by(docs.c.created_at.desc(), docs.c.object_id.desc(), docs.c.kind, docs.c.claim_id)
+    rank = case({name: n for n, name in enumerate(KINDS)}, value=docs.c.kind, else_=len(KINDS))
+    return select(docs).order_by(docs.c.created_at.desc(), docs.c.object_id.desc(), rank, docs.c.claim_id)
 
 
 def practice_documents(
