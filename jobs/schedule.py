@@ -31,6 +31,8 @@ SCHEDULE: tuple[Periodic, ...] = (
     # Payment plan check, then each practice's statement run of the current cycle (one run per cycle).
     Periodic("patient-billing-daily", "jobs.statements.daily", "30 6 * * *", queue="statements"),
     Periodic("claim-follow-up", "jobs.followup.followup_all_practices", "40 6 * * *"),
+    # The 1st of each month: every practice's monthly summary PDF of the month that just ended.
+    Periodic("monthly-summary-pdfs", "jobs.reports.monthly_summaries", "15 5 1 * *"),
 )
 
 

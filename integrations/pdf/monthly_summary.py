@@ -221,7 +221,6 @@ def render_monthly_summary(
     out.table(["Month", "Charges", "Payments", "Adjustments", "A/R at end", "Net collection"], month_rows,
               [38, 30, 30, 30, 30, 28])  # fmt: skip
 
-    pdf.add_page()
     out.band(f"Accounts receivable by age on {aging_as_of.strftime('%m/%d/%Y')}")
     buckets = list(aging[0].buckets) if aging else []
     patients = next((row for row in aging if row.key == "patients"), None)
