@@ -127,7 +127,7 @@ def linked_agencies(session: Session, access: PracticeAccess) -> list[Collection
     return list(session.scalars(stmt))
 
 
-def _linked_agency(session: Session, access: PracticeAccess, agency_id: int) -> CollectionAgency:
+def linked_agency(session: Session, access: PracticeAccess, agency_id: int) -> CollectionAgency:
     agency = next((a for a in linked_agencies(session, access) if a.id == agency_id), None)
     if agency is None:
         raise NotFound(f"collection agency {agency_id} not found for this practice")
@@ -175,7 +175,7 @@ def _check_delivery(settings: Any) -> dict | None:
 def set_terms(session: Session, access: PracticeAccess, agency_id: int, data: dict) -> AgencyTerms:
     """Configure the agency's format (validated now: errors name the field), fee percent and optional delivery."""
     _require(access, "collections:write")
-    _linked_agency(session, access, agency_id)
+    linked_agency(session, access, agency_id)
     terms = session.get(AgencyTerms, agency_id) or AgencyTerms(agency_id=agency_id)
     if "file_format" in data:
         if data["file_format"] is not None:
@@ -405,7 +405,7 @@ def approve(
     """Place a candidate with one of the practice's agencies, with the balance the patient owes now."""
     _require(access, "collections:write")
     today = today or _today()
-    _linked_agency(session, access, agency_id)
+    linked_agency(session, access, agency_id)
     _lock_patient(session, patient_id)
     rules = get_rules(session)
     if session.scalar(
@@ -572,19 +572,19 @@ def list_placements(session: Session, access: PracticeAccess, *, status: str = "
     elif status == "recalled":
         stmt = stmt.where(AgencyPlacement.recalled_at.is_not(None))
     placements = list(session.scalars(stmt.order_by(AgencyPlacement.placed_at.desc(), AgencyPlacement.id.desc())))
-    views = _views(session, placements)
+    views = placement_views(session, placements)
     audit.record_access(session, access, "agency_placement", None, "list", {"ids": [v.id for v in views]})
     return views
 
 
 def placement_view(session: Session, access: PracticeAccess, placement_id: int) -> PlacementView:
     _require(access, "patients:read", "collections:write")
-    view = _views(session, [get_placement(session, access, placement_id)])[0]
+    view = placement_views(session, [get_placement(session, access, placement_id)])[0]
     audit.record_access(session, access, "agency_placement", placement_id, "read", {"patient_id": view.patient_id})
     return view
 
 
-def _views(session: Session, placements: list[AgencyPlacement]) -> list[PlacementView]:
+def placement_views(session: Session, placements: list[AgencyPlacement]) -> list[PlacementView]:
     if not placements:
         return []
     ids = [p.id for p in placements]

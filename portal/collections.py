@@ -1,7 +1,257 @@
 """Collections: placement candidates and approval, agency exports, agency payments and recalls.
 
-Portal pages, on the portal blueprint."""
+Portal pages, on the portal blueprint. One page per practice (`/practices/<slug>/collections`):
+- billers and admins: the candidates the practice's rules pick (approve with an agency, or skip with a reason), the
+  rules, open and recalled placements (recall), what agencies collected (gross, fee, net) and the export files
+  (export now, download);
+- agency users: only their open placements (report a payment, return the account) and their export files.
+
+Every page resolves the practice through tenants.authz.resolve_practice first; the services in billing.collections
+scope agency callers to their placements and audit every read. Actions are POST forms with CSRF tokens that
+redirect back with a message (errors name the field)."""
 
 from __future__ import annotations
 
-from portal.views import bp  # noqa: F401
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from billing import collections
+from billing.models import AgencyPlacement
+from integrations.storage import StorageError
+from medbill.errors import DomainError, NotFound
+from portal.views import bp, db, principal, tenant_db
+from tenants.authz import PracticeAccess, resolve_practice
+
+
+def _access(slug: str, permission: str) -> PracticeAccess:
+    return resolve_practice(db(), principal(), slug, permission)
+
+
+def _back(slug: str, anchor: str = ""):
+    return redirect(url_for("portal.collections_home", slug=slug) + (f"#{anchor}" if anchor else ""))
+
+
+def _flash_error(exc: DomainError) -> None:
+    details = "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in (exc.errors or {}).items())
+    flash(f"{exc.message}{' — ' + details if details else ''}", "error")
+
+
+def collection_queue_counts(access: PracticeAccess | None) -> dict[str, int] | None:
+    """For the biller home page's "Collection candidates" card: open placements (candidates are computed on the
+    collections page itself, where they are audited)."""
+    if access is None or not access.can("collections:write"):
+        return None
+    s = tenant_db(access)
+    open_count = s.scalar(
+        select(func.count()).select_from(AgencyPlacement).where(AgencyPlacement.recalled_at.is_(None))
+    )
+    return {"placed": open_count or 0}
+
+
+@bp.context_processor
+def _collections_template_globals():
+    return {"collection_queue_counts": collection_queue_counts}
+
+
+@bp.get("/practices/<slug>/collections")
+def collections_home(slug: str):
+    access = _access(slug, "practice:read")
+    if not (access.can("collections:write") or access.can("exports:read")):
+        raise NotFound("page not found")
+    s = tenant_db(access)
+    if access.placed_only:
+        placements = collections.list_placements(s, access)
+        exports = collections.list_exports(s, access)
+        totals = collections.collected_totals(s, access)
+        s.commit()
+        return render_template(
+            "portal/collections/agency.html",
+            access=access,
+            placements=placements,
+            exports=exports,
+            totals=totals,
+            today=date.today(),
+        )
+    if not access.can("collections:write"):
+        raise NotFound("page not found")
+    candidates = collections.candidates(s, access)
+    rules = collections.get_rules(s)
+    agencies = collections.linked_agencies(s, access)
+    terms = {a.id: collections.terms_of(s, a.id) for a in agencies}
+    placements = collections.list_placements(s, access, status="all")
+    exports = collections.list_exports(s, access)
+    totals = collections.collected_totals(s, access)
+    s.commit()
+    return render_template(
+        "portal/collections/biller.html",
+        access=access,
+        candidates=candidates,
+        rules=rules,
+        agencies=agencies,
+        agency_names={a.id: a.name for a in agencies},
+        terms=terms,
+        open_placements=[p for p in placements if p.recalled_at is None],
+        recalled=[p for p in placements if p.recalled_at is not None],
+        exports=exports,
+        totals=totals,
+    )
+
+
+@bp.post("/practices/<slug>/collections/candidates/<int:patient_id>/approve")
+def collections_approve(slug: str, patient_id: int):
+    access = _access(slug, "collections:write")
+    s = tenant_db(access)
+    try:
+        agency_id = int(request.form.get("agency_id", ""))
+    except ValueError:
+        flash("Choose the agency to place the account with (agency).", "error")
+        return _back(slug, "candidates")
+    try:
+        placement = collections.approve(s, access, patient_id, agency_id, note=request.form.get("note", "")[:2000])
+        s.commit()
+    except DomainError as exc:
+        s.rollback()
+        _flash_error(exc)
+        return _back(slug, "candidates")
+    flash(f"Account placed (placement {placement.id}). It leaves the statement cycle.", "info")
+    return _back(slug, "candidates")
+
+
+@bp.post("/practices/<slug>/collections/candidates/<int:patient_id>/skip")
+def collections_skip(slug: str, patient_id: int):
+    access = _access(slug, "collections:write")
+    s = tenant_db(access)
+    try:
+        collections.skip(s, access, patient_id, request.form.get("reason", "")[:2000])
+        s.commit()
+    except DomainError as exc:
+        s.rollback()
+        _flash_error(exc)
+        return _back(slug, "candidates")
+    flash("Account skipped: it stays with the practice for now.", "info")
+    return _back(slug, "candidates")
+
+
+@bp.post("/practices/<slug>/collections/rules")
+def collections_rules(slug: str):
+    access = _access(slug, "collections:write")
+    s = tenant_db(access)
+    data: dict = {}
+    errors: dict[str, list[str]] = {}
+    for key in ("min_age_days", "min_statements", "skip_days"):
+        raw = request.form.get(key, "").strip()
+        if raw:
+            try:
+                data[key] = int(raw)
+            except ValueError:
+                errors[key] = ["a whole number"]
+    if request.form.get("min_balance", "").strip():
+        try:
+            data["min_balance"] = Decimal(request.form["min_balance"].strip())
+        except InvalidOperation:
+            errors["min_balance"] = ["an amount like 25.00"]
+    data["exclude_payment_plans"] = request.form.get("exclude_payment_plans") == "on"
+    try:
+        if errors:
+            from medbill.errors import Invalid
+
+            raise Invalid("collection rules are not valid", errors=errors)
+        collections.set_rules(s, access, data)
+        s.commit()
+    except DomainError as exc:
+        s.rollback()
+        _flash_error(exc)
+        return _back(slug, "rules")
+    flash("Collection rules saved.", "info")
+    return _back(slug, "rules")
+
+
+@bp.post("/practices/<slug>/collections/placements/<int:placement_id>/recall")
+def collections_recall(slug: str, placement_id: int):
+    access = _access(slug, "practice:read")
+    s = tenant_db(access)
+    try:
+        collections.recall(s, access, placement_id, request.form.get("reason", "")[:2000])
+        s.commit()
+    except NotFound:
+        raise
+    except DomainError as exc:
+        s.rollback()
+        _flash_error(exc)
+        return _back(slug, "placements")
+    flash("Account returned to the practice.", "info")
+    return _back(slug, "placements")
+
+
+@bp.post("/practices/<slug>/collections/placements/<int:placement_id>/payments")
+def collections_report_payment(slug: str, placement_id: int):
+    access = _access(slug, "agency:report")
+    s = tenant_db(access)
+    errors: dict[str, list[str]] = {}
+    try:
+        amount = Decimal(request.form.get("amount", "").strip())
+    except InvalidOperation:
+        errors["amount"] = ["an amount like 42.50"]
+        amount = Decimal(0)
+    try:
+        received_on = date.fromisoformat(request.form.get("received_on", "").strip())
+    except ValueError:
+        errors["received_on"] = ["a date (YYYY-MM-DD)"]
+        received_on = date.today()
+    try:
+        if errors:
+            from medbill.errors import Invalid
+
+            raise Invalid("payment report is not valid", errors=errors)
+        report, created = collections.report_payment(
+            s, access, placement_id, amount=amount, received_on=received_on, reference=request.form.get("reference", "")
+        )
+        s.commit()
+    except NotFound:
+        raise
+    except DomainError as exc:
+        s.rollback()
+        _flash_error(exc)
+        return _back(slug, f"placement-{placement_id}")
+    if created:
+        flash(
+            f"Payment {report.reference} recorded: gross ${report.gross}, fee ${report.fee}, net ${report.net}.", "info"
+        )
+    else:
+        flash(f"Payment {report.reference} was already reported; nothing was posted again.", "info")
+    return _back(slug, f"placement-{placement_id}")
+
+
+@bp.post("/practices/<slug>/collections/exports")
+def collections_export_now(slug: str):
+    access = _access(slug, "collections:write")
+    s = tenant_db(access)
+    services = current_app.extensions["medbill"]
+    services.dispatcher.enqueue_after_commit(
+        s,
+        "exports",
+        "jobs.exports.export_placements",
+        slug,
+        None,
+        access.user_id,
+        meta={"user_id": access.user_id, "practice": slug, "kind": "agency_export"},
+    )
+    s.commit()
+    flash("Export started: new placements are written to each agency's file in a moment.", "info")
+    return _back(slug, "exports")
+
+
+@bp.get("/practices/<slug>/collections/exports/<int:export_id>/download")
+def collections_export_download(slug: str, export_id: int):
+    access = _access(slug, "exports:read")
+    s = tenant_db(access)
+    export = collections.get_export(s, access, export_id, action="download")
+    s.commit()
+    storage = current_app.extensions["medbill"].storage
+    try:
+        return redirect(storage.presigned_url(export.storage_key, download_name=export.filename))
+    except StorageError as exc:
+        raise NotFound("export file not found") from exc

@@ -1,0 +1,125 @@
+"""Collections pages through a browser-like client: the biller reviews candidates (place, skip), sees placements
+and export files, recalls; the agency sees only its placements and files, reports a payment and returns an account;
+an agency user gets nothing of another agency, of unplaced patients or of a practice it does not serve."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from html import unescape
+
+from sqlalchemy import select
+
+from billing import collections, ledger
+from billing.models import AgencyExport, AgencyPaymentReport, AgencyPlacement, Patient
+from tests.billing.factories import billing_practice, insured_patient
+from tests.billing.test_collections import owed_visit, statements
+from tests.portal.test_portal import portal_login
+
+
+def text(response) -> str:
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", response.get_data(as_text=True))).split())
+
+
+def _client(app, email: str):
+    client = app.test_client()
+    portal_login(client, email)
+    return client
+
+
+def _csrf(client, url: str) -> str:
+    page = client.get(url)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def _placeable(services, bp, factory, days_ago=150) -> int:
+    pid = insured_patient(services, bp, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        s.get(Patient, pid).last_name = f"Debtor{pid}x"  # names of their own, to look for on the pages
+        s.commit()
+    owed_visit(services, bp, pid, days_ago=days_ago)
+    statements(services, bp, pid, 3)
+    return pid
+
+
+def test_biller_places_and_agency_reports_and_returns(app, services, factory):
+    company = factory.company()
+    bp = billing_practice(services, factory, company=company)
+    other_practice = billing_practice(services, factory)
+    agency, rival = factory.agency([bp.slug]), factory.agency([bp.slug])
+    first, second, theirs = (_placeable(services, bp, factory) for _ in range(3))
+    with services.db.tenant_session(bp.slug) as s:
+        names = {pid: s.get(Patient, pid).last_name for pid in (first, second, theirs)}
+        accounts = {pid: s.get(Patient, pid).account_number for pid in (first, second, theirs)}
+        collections.set_terms(s, bp.access, agency.id, {"fee_percent": "40"})
+        collections.approve(s, bp.access, theirs, rival.id)
+        s.commit()
+    page_url = f"/practices/{bp.slug}/collections"
+
+    biller = _client(app, bp.biller_email)
+    page = biller.get(page_url)
+    assert page.status_code == 200
+    body = text(page)
+    assert "Candidates (2)" in body and accounts[first] in body and accounts[second] in body
+    token = _csrf(biller, page_url)
+    placed = biller.post(f"{page_url}/candidates/{first}/approve", data={"csrf_token": token, "agency_id": agency.id})
+    assert placed.status_code == 302
+    assert "Account placed" in text(biller.get(page_url))
+    skipped = biller.post(f"{page_url}/candidates/{second}/skip", data={"csrf_token": token, "reason": ""})
+    assert skipped.status_code == 302
+    assert "reason: required" in text(biller.get(page_url))
+    biller.post(f"{page_url}/candidates/{second}/skip", data={"csrf_token": token, "reason": "disputes the bill"})
+    body = text(biller.get(page_url))
+    assert "Candidates (0)" in body and "With agencies (2)" in body
+    # Without a CSRF token nothing happens.
+    assert biller.post(f"{page_url}/candidates/{second}/approve", data={"agency_id": agency.id}).status_code == 400
+    with services.db.tenant_session(bp.slug) as s:
+        collections.export_agency(s, services.storage, bp.slug, agency.id)
+        collections.export_agency(s, services.storage, bp.slug, rival.id)
+        s.commit()
+        mine_export = s.scalar(select(AgencyExport).where(AgencyExport.agency_id == agency.id))
+        rival_export = s.scalar(select(AgencyExport).where(AgencyExport.agency_id == rival.id))
+        placement_id = s.scalar(select(AgencyPlacement.id).where(AgencyPlacement.patient_id == first))
+        rival_placement = s.scalar(select(AgencyPlacement.id).where(AgencyPlacement.patient_id == theirs))
+    assert mine_export.filename in text(biller.get(page_url)) and rival_export.filename in text(biller.get(page_url))
+
+    collector = _client(app, factory.user("agency", agency=agency))
+    home = collector.get("/home").get_data(as_text=True)
+    assert f'href="{page_url}"' in home
+    page = collector.get(page_url)
+    assert page.status_code == 200
+    body = text(page)
+    assert accounts[first] in body and mine_export.filename in body
+    for hidden in (accounts[second], accounts[theirs], names[second], names[theirs], rival_export.filename):
+        assert hidden not in body
+    download = collector.get(f"{page_url}/exports/{mine_export.id}/download")
+    assert download.status_code == 302 and mine_export.filename in download.headers["Location"]
+    assert collector.get(f"{page_url}/exports/{rival_export.id}/download").status_code == 404
+    token = _csrf(collector, page_url)
+    today = date.today().isoformat()
+    pay = {"csrf_token": token, "amount": "10.00", "received_on": today, "reference": "PORTAL-1"}
+    assert collector.post(f"{page_url}/placements/{rival_placement}/payments", data=pay).status_code == 404
+    assert collector.post(f"{page_url}/placements/{rival_placement}/recall",
+                          data={"csrf_token": token, "reason": "x"}).status_code == 404  # fmt: skip
+    reported = collector.post(f"{page_url}/placements/{placement_id}/payments", data=pay)
+    assert reported.status_code == 302
+    assert "gross $10.00, fee $4.00, net $6.00" in text(collector.get(page_url))
+    collector.post(f"{page_url}/placements/{placement_id}/payments", data=pay)
+    assert "already reported" in text(collector.get(page_url))
+    with services.db.tenant_session(bp.slug) as s:
+        assert ledger.patient_balance(s, first).patient == Decimal("15.00")
+        assert len(s.scalars(select(AgencyPaymentReport)).all()) == 1
+    # The biller's page shows gross, fee and net.
+    assert "$10.00 / $4.00 / $6.00" in text(biller.get(page_url))
+    assert collector.get(f"/practices/{bp.slug}/collections/candidates/{second}/approve").status_code == 405
+    assert collector.post(f"{page_url}/candidates/{second}/approve",
+                          data={"csrf_token": token, "agency_id": agency.id}).status_code == 403  # fmt: skip
+    returned = collector.post(f"{page_url}/placements/{placement_id}/recall",
+                              data={"csrf_token": token, "reason": "cannot locate debtor"})  # fmt: skip
+    assert returned.status_code == 302
+    body = text(collector.get(page_url))
+    assert "Account returned" in body and accounts[first] not in body
+    assert "recalled" in text(biller.get(page_url)) and "cannot locate debtor" in text(biller.get(page_url))
+    # A practice the agency does not serve: 404.
+    assert collector.get(f"/practices/{other_practice.slug}/collections").status_code == 404
