@@ -30,6 +30,8 @@ SCHEDULE: tuple[Periodic, ...] = (
     Periodic("fetch-clearinghouse-files", "jobs.acknowledgements.fetch_all_practices", "*/5 * * * *"),
     # Payment plan check, then each practice's statement run of the current cycle (one run per cycle).
     Periodic("patient-billing-daily", "jobs.statements.daily", "30 6 * * *", queue="statements"),
+    # New collection placements go to each agency once a day (billers can also export at once).
+    Periodic("agency-exports-daily", "jobs.exports.export_all_practices", "0 7 * * *", queue="exports"),
     Periodic("claim-follow-up", "jobs.followup.followup_all_practices", "40 6 * * *"),
     # The 1st of each month: every practice's monthly summary PDF of the month that just ended.
     Periodic("monthly-summary-pdfs", "jobs.reports.monthly_summaries", "15 5 1 * *"),
