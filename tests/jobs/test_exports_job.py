@@ -9,10 +9,13 @@ import sys
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
 from billing import agency_formats, collections
 from billing.models import AgencyExport, AgencyExportItem, Patient
+from jobs import exports as exports_job
+from jobs.runtime import Runtime
 from tests.billing.factories import billing_practice, insured_patient
 from tests.billing.test_collections import FIXED, owed_visit, statements
 from tests.conftest import PROJECT_ROOT, login
@@ -87,3 +90,45 @@ def test_export_job_in_a_worker_writes_once_and_delivers(client, services, facto
     agency_user = login(client, factory.user("agency", agency=agency))
     listed = client.get(f"/api/v1/practices/{bp.slug}/collections/exports", headers=agency_user).get_json()["items"]
     assert [e["filename"] for e in listed] == [filename]
+
+
+@pytest.fixture()
+def job_runtime(monkeypatch, settings, services):
+    rt = Runtime(settings=settings, db=services.db, storage=services.storage, dispatcher=services.dispatcher)
+    monkeypatch.setattr(exports_job, "runtime", lambda: rt)
+    return rt
+
+
+def test_failed_delivery_keeps_the_file_available_and_says_why(services, factory, job_runtime):
+    bp = billing_practice(services, factory)
+    agency = factory.agency([bp.slug])
+    pid = insured_patient(services, bp, factory)
+    owed_visit(services, bp, pid, days_ago=150)
+    statements(services, bp, pid, 3)
+    with services.db.tenant_session(bp.slug) as s:
+        # A drop below a regular file can never be created: a settings problem, not worth retrying.
+        collections.set_terms(s, bp.access, agency.id, {"sftp": {"transport": "directory", "path": "/dev/null/drop"}})
+        collections.approve(s, bp.access, pid, agency.id)
+        s.commit()
+    result = exports_job.export_placements(bp.slug)
+    (entry,) = result["exports"]
+    assert entry["delivered"] is False
+    with services.db.tenant_session(bp.slug) as s:
+        export = s.get(AgencyExport, entry["export_id"])
+        assert export.delivered_sftp_at is None and "/dev/null" in export.delivery_error
+        assert services.storage.exists(export.storage_key)
+    assert exports_job.export_placements(bp.slug) == {"practice": bp.slug, "exports": []}
+
+
+def test_daily_run_fans_out_to_practices_with_agencies(services, factory, job_runtime):
+    served = billing_practice(services, factory)
+    factory.agency([served.slug])
+    unserved = billing_practice(services, factory)
+    queue = services.dispatcher.queue("exports")
+    before = set(queue.job_ids)
+    exports_job.export_all_practices()
+    new_jobs = [queue.fetch_job(i) for i in set(queue.job_ids) - before]
+    practices = {job.args[0] for job in new_jobs}
+    assert served.slug in practices and unserved.slug not in practices
+    for job in new_jobs:
+        job.delete()
