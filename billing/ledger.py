@@ -1,6 +1,13 @@
-"""The ledger: append-only financial events on claim lines, and the balances derived from them. Every entry says
-how it moves what insurance owes and what the patient owes; nothing is ever edited — a correction reverses the
-entry (once) and posts anew. Postings carry a key, so posting the same thing twice adds nothing."""
+"""The ledger: append-only financial events, and the balances derived from them. Every entry says how it moves what
+insurance owes and what the patient owes; nothing is ever edited — a correction reverses the entry (once) and posts
+anew. Postings carry a key, so posting the same thing twice adds nothing.
+
+The account is the service line: a service is charged once (`charge_key`), and every claim that bills it — primary,
+secondary, tertiary, a replacement — posts its payments and adjustments to that same account, each entry recording the
+claim and claim line that caused it. Coordination of benefits moves money between the two parts: the primary's
+patient responsibility goes to the patient, and back to insurance (`transfer_to_secondary`) when a secondary payer is
+billed for it, so what is still pending with insurance is never billed to the patient. A line's balance
+(`line_balance`) is its service line's; a claim's (`claim_balance`) is that of the services it bills."""
 
 from __future__ import annotations
 
@@ -22,7 +29,9 @@ EFFECTS: dict[str, tuple[int, int]] = {
     "contractual_adjustment": (-1, 0),
     "other_adjustment": (-1, 0),
     "patient_responsibility": (-1, 1),  # PR deductible/coinsurance/copay: the patient owes it now
-    "transfer_to_secondary": (0, 0),  # still owed by insurance, by the next payer: recorded for the trail
+    # The patient's share goes back to insurance: the next payer (secondary, tertiary, a crossover) is billed for it.
+    # A negative amount moves it to the patient again (the prior payer's share was reversed).
+    "transfer_to_secondary": (1, -1),
     "patient_payment": (0, -1),
 }
 BUCKETED = {"write_off": -1, "refund": 1}  # apply to the insurance or the patient part
@@ -64,6 +73,94 @@ def all_kinds() -> list[str]:
     return [*EFFECTS, *BUCKETED]
 
 
+def charge_key(service_line_id: int) -> str:
+    """The posting key of a service's one charge, whichever claim posts it first (submission or remittance)."""
+    return f"charge:service:{service_line_id}"
+
+
+def entry_row(
+    *,
+    service_line_id: int,
+    claim_line_id: int,
+    claim_id: int,
+    patient_id: int,
+    kind: str,
+    amount: Decimal,
+    source_type: str,
+    bucket: str | None = None,
+    group_code: str = "",
+    reason_code: str = "",
+    source_id: str = "",
+    posting_key: str | None = None,
+    user_id: int | None = None,
+    note: str = "",
+) -> dict:
+    """The column values of one entry, checked, for `post_rows`."""
+    amount = money(amount)
+    insurance_delta, patient_delta = _deltas(kind, amount, bucket)
+    return {
+        "service_line_id": service_line_id,
+        "claim_line_id": claim_line_id,
+        "claim_id": claim_id,
+        "patient_id": patient_id,
+        "kind": kind,
+        "amount": amount,
+        "insurance_delta": insurance_delta,
+        "patient_delta": patient_delta,
+        "group_code": group_code,
+        "reason_code": reason_code,
+        "reverses_entry_id": None,
+        "source_type": source_type,
+        "source_id": source_id,
+        "posting_key": posting_key,
+        "user_id": user_id,
+        "note": note[:2000],
+    }
+
+
+def reversal_row(
+    entry, *, source_type: str, source_id: str = "", posting_key: str | None = None, note: str = ""
+) -> dict:
+    """The mirror image of `entry` (a LedgerEntry or a row with the same attributes), for `post_rows`."""
+    return {
+        "service_line_id": entry.service_line_id,
+        "claim_line_id": entry.claim_line_id,
+        "claim_id": entry.claim_id,
+        "patient_id": entry.patient_id,
+        "kind": "reversal",
+        "amount": -entry.amount,
+        "insurance_delta": -entry.insurance_delta,
+        "patient_delta": -entry.patient_delta,
+        "group_code": entry.group_code,
+        "reason_code": entry.reason_code,
+        "reverses_entry_id": entry.id,
+        "source_type": source_type,
+        "source_id": source_id,
+        "posting_key": posting_key,
+        "user_id": None,
+        "note": note[:2000],
+    }
+
+
+def post_rows(session: Session, rows: list[dict]) -> set[str]:
+    """Append many entries in batched INSERTs; the posting keys actually added (a key posted before, or an entry
+    reversed before, adds nothing). Every row should carry a posting key: rows without one are added and not
+    reported."""
+    if not rows:
+        return set()
+    table = LedgerEntry.__table__
+    # No conflict target: a taken posting key and an entry already reversed are both "posted before".
+    stmt = insert(table).on_conflict_do_nothing().returning(table.c.posting_key)
+    added: set[str] = set()
+    for start in range(0, len(rows), POST_BATCH):
+        batch = rows[start : start + POST_BATCH]
+        added.update(key for key in session.execute(stmt.values(batch)).scalars() if key is not None)
+    return added
+
+
+POST_BATCH = 2000  # rows per INSERT: well under PostgreSQL's 65,535 bind parameters (16 columns a row)
+
+
 def post(
     session: Session,
     claim_line: ClaimLine,
@@ -80,26 +177,27 @@ def post(
     note: str = "",
     patient_id: int | None = None,
 ) -> int | None:
-    """Append an entry; returns its id, or None when `posting_key` was posted before (nothing is added)."""
-    amount = money(amount)
-    insurance_delta, patient_delta = _deltas(kind, amount, bucket)
+    """Append an entry on the account of the claim line's service line, recording the claim and claim line as its
+    cause; returns its id, or None when `posting_key` was posted before (nothing is added)."""
     claim_patient = patient_id if patient_id is not None else _patient_of(session, claim_line.claim_id)
     # Core insert on the table: the ORM-enabled bulk path costs more than the statement itself at posting volume.
     stmt = insert(LedgerEntry.__table__).values(
-        claim_line_id=claim_line.id,
-        claim_id=claim_line.claim_id,
-        patient_id=claim_patient,
-        kind=kind,
-        amount=amount,
-        insurance_delta=insurance_delta,
-        patient_delta=patient_delta,
-        group_code=group_code,
-        reason_code=reason_code,
-        source_type=source_type,
-        source_id=source_id,
-        posting_key=posting_key,
-        user_id=user_id,
-        note=note[:2000],
+        entry_row(
+            service_line_id=claim_line.service_line_id,
+            claim_line_id=claim_line.id,
+            claim_id=claim_line.claim_id,
+            patient_id=claim_patient,
+            kind=kind,
+            amount=amount,
+            source_type=source_type,
+            bucket=bucket,
+            group_code=group_code,
+            reason_code=reason_code,
+            source_id=source_id,
+            posting_key=posting_key,
+            user_id=user_id,
+            note=note,
+        )  # fmt: skip
     )
     if posting_key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["posting_key"])
@@ -127,20 +225,7 @@ def reverse(
     stmt = (
         insert(LedgerEntry)
         .values(
-            claim_line_id=entry.claim_line_id,
-            claim_id=entry.claim_id,
-            patient_id=entry.patient_id,
-            kind="reversal",
-            amount=-entry.amount,
-            insurance_delta=-entry.insurance_delta,
-            patient_delta=-entry.patient_delta,
-            group_code=entry.group_code,
-            reason_code=entry.reason_code,
-            reverses_entry_id=entry.id,
-            source_type=source_type,
-            posting_key=posting_key,
-            user_id=user_id,
-            note=note[:2000],
+            {**reversal_row(entry, source_type=source_type, posting_key=posting_key, note=note), "user_id": user_id}
         )
         .on_conflict_do_nothing(index_elements=["reverses_entry_id"])
         .returning(LedgerEntry.id)
@@ -175,11 +260,28 @@ def _balance(session: Session, *where) -> Balance:
     return Balance(*(money(v) for v in row))
 
 
+def service_line_balance(session: Session, service_line_id: int) -> Balance:
+    """The account of one service, whatever claims billed it."""
+    return _balance(session, LedgerEntry.service_line_id == service_line_id)
+
+
 def line_balance(session: Session, claim_line_id: int) -> Balance:
-    return _balance(session, LedgerEntry.claim_line_id == claim_line_id)
+    """The balance of the service a claim line bills (shared by every claim billing that service)."""
+    service = select(ClaimLine.service_line_id).where(ClaimLine.id == claim_line_id).scalar_subquery()
+    return _balance(session, LedgerEntry.service_line_id == service)
+
+
+def _claim_services(claim_id: int):
+    return select(ClaimLine.service_line_id).where(ClaimLine.claim_id == claim_id)
 
 
 def claim_balance(session: Session, claim_id: int) -> Balance:
+    """The balance of the services the claim bills: charges once, with every payer's postings on them."""
+    return _balance(session, LedgerEntry.service_line_id.in_(_claim_services(claim_id)))
+
+
+def posted_by_claim(session: Session, claim_id: int) -> Balance:
+    """Only what the claim itself caused (its trail): a secondary claim has no charge of its own here."""
     return _balance(session, LedgerEntry.claim_id == claim_id)
 
 
@@ -192,7 +294,26 @@ def practice_balance(session: Session) -> Balance:
 
 
 def entries_for_claim(session: Session, claim_id: int) -> list[LedgerEntry]:
-    return list(session.scalars(select(LedgerEntry).where(LedgerEntry.claim_id == claim_id).order_by(LedgerEntry.id)))
+    """Every entry on the accounts of the claim's services (other claims' included: see `claim_id` of each), so the
+    entries add up to `claim_balance`."""
+    return list(
+        session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.service_line_id.in_(_claim_services(claim_id)))
+            .order_by(LedgerEntry.id)
+        )
+    )
 
 
-__all__ = ["ZERO", "Balance", "all_kinds", "claim_balance", "line_balance", "post", "reverse"]
+__all__ = [
+    "ZERO",
+    "Balance",
+    "all_kinds",
+    "charge_key",
+    "claim_balance",
+    "line_balance",
+    "post",
+    "post_rows",
+    "reverse",
+    "service_line_balance",
+]

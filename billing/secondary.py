@@ -1,5 +1,11 @@
 """Coordination of benefits: once the primary payer has paid, the claim goes to the secondary (then tertiary)
-coverage with what the earlier payers paid and adjusted, line by line, taken from the ledger."""
+coverage with what the earlier payers paid and adjusted, line by line, taken from the ledger.
+
+Billing the next payer moves the earlier payer's patient responsibility on each service back from the patient to
+insurance (a `transfer_to_secondary` entry on the service's account, caused by the new claim), so the patient is not
+billed what the secondary may pay; the secondary's own 835 then pays, adjusts, and moves the final share to the
+patient. The transfer follows the earlier payer's postings: a reversal or a replacement claim that changes its
+patient responsibility brings the transfer up to date (`transfer_rows_for`)."""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
+from billing import ledger
 from billing.claim_parties import ascii_text, subscriber_person
 from billing.claim_status import record_creation
 from billing.claims import coverage_on, new_claim
@@ -23,6 +30,8 @@ from tenants import audit
 
 PAID = ("paid", "partially_paid")
 ADJUSTMENT_KINDS = ("contractual_adjustment", "other_adjustment", "patient_responsibility")
+TRANSFER_SOURCE = "cob"  # not a remittance's: reversing a payer's posting never reverses the transfer itself
+CHUNK = 5000
 
 
 @dataclass
@@ -38,8 +47,21 @@ def build_secondary_claims(session: Session, claim_ids: list[int], *, practice_i
     """For each paid claim whose patient has a next-priority coverage on the date of service, the claim to that
     coverage (once). Returns the new claims, in draft, for the scrubber and the next submission."""
     created = []
-    claims = session.scalars(select(Claim).where(Claim.id.in_(claim_ids), Claim.status.in_(PAID))).all()
+    claims = []
+    for start in range(0, len(claim_ids), CHUNK):
+        chunk = claim_ids[start : start + CHUNK]
+        claims += session.scalars(select(Claim).where(Claim.id.in_(chunk), Claim.status.in_(PAID))).all()
+    # Most patients have one coverage: ask once which of them have another, instead of once per claim.
+    patients = sorted({claim.patient_id for claim in claims})
+    with_more: set[int] = set()
+    for start in range(0, len(patients), CHUNK):
+        chunk = patients[start : start + CHUNK]
+        with_more.update(
+            session.scalars(select(Coverage.patient_id).where(Coverage.patient_id.in_(chunk), Coverage.priority > 1))
+        )
     for prior in claims:
+        if prior.patient_id not in with_more:
+            continue
         coverage = session.get(Coverage, prior.coverage_id)
         encounter = get_encounter(session, prior.encounter_id)
         following = coverage_on(session, prior.patient_id, encounter.date_of_service, priority=coverage.priority + 1)
@@ -60,8 +82,66 @@ def build_secondary_claims(session: Session, claim_ids: list[int], *, practice_i
             session, user_id=None, practice_id=practice_id, object_type="claim", object_id=claim.id,
             action="create", detail={"coordination_of_benefits": prior.id},
         )  # fmt: skip
+        ledger.post_rows(session, transfer_rows_for(session, claim, following.priority))
         created.append(claim)
     return created
+
+
+def transfer_rows_for(session: Session, claim: Claim, priority: int) -> list[dict]:
+    """Ledger rows bringing the transfer to `claim` (billed to the coverage of `priority`) in line with the patient
+    responsibility that the claims of the previous priority have in force on its services; [] when it already is."""
+    services = {line.service_line_id: line for line in claim.lines}
+    if not services or priority < 2:
+        return []
+    original = aliased(LedgerEntry)
+    kind = func.coalesce(original.kind, LedgerEntry.kind)
+    earlier = aliased(Claim)
+    earlier_coverage = aliased(Coverage)
+    target = dict(
+        session.execute(
+            select(LedgerEntry.service_line_id, func.sum(LedgerEntry.patient_delta))
+            .outerjoin(original, original.id == LedgerEntry.reverses_entry_id)
+            .join(earlier, earlier.id == LedgerEntry.claim_id)
+            .join(earlier_coverage, earlier_coverage.id == earlier.coverage_id)
+            .where(
+                LedgerEntry.service_line_id.in_(services),
+                earlier.encounter_id == claim.encounter_id,
+                earlier_coverage.priority == priority - 1,
+                kind == "patient_responsibility",
+            )
+            .group_by(LedgerEntry.service_line_id)
+        ).all()
+    )
+    done = {
+        service_line_id: (amount, count)
+        for service_line_id, amount, count in session.execute(
+            select(LedgerEntry.service_line_id, func.sum(LedgerEntry.amount), func.count())
+            .where(LedgerEntry.claim_id == claim.id, LedgerEntry.kind == "transfer_to_secondary")
+            .group_by(LedgerEntry.service_line_id)
+        ).all()
+    }
+    rows = []
+    order = {2: "secondary", 3: "tertiary"}.get(priority, "next")
+    for service_line_id, line in services.items():
+        transferred, count = done.get(service_line_id, (ZERO, 0))
+        amount = (target.get(service_line_id) or ZERO) - transferred
+        if not amount:
+            continue
+        rows.append(
+            ledger.entry_row(
+                service_line_id=service_line_id,
+                claim_line_id=line.id,
+                claim_id=claim.id,
+                patient_id=claim.patient_id,
+                kind="transfer_to_secondary",
+                amount=amount,
+                source_type=TRANSFER_SOURCE,
+                source_id=f"claim:{claim.id}",
+                posting_key=f"transfer:{line.id}:{count}",
+                note=f"the earlier payer's patient responsibility is billed to the {order} payer (claim {claim.id})",
+            )  # fmt: skip
+        )
+    return rows
 
 
 def prior_payers(session: Session, claim: Claim) -> list[PriorPayer]:

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from billing import ledger
 from billing.claim_parties import address, ascii_text, patient_person, rendering_provider, subscriber_person
 from billing.claim_status import transition
 from billing.models import (
@@ -245,6 +246,7 @@ def mark_transmitted(session: Session, submission: Submission, *, user_id: int |
     claim_ids = list(
         session.scalars(select(SubmissionClaim.claim_id).where(SubmissionClaim.submission_id == submission.id))
     )
+    charges: list[dict] = []
     for claim in session.scalars(select(Claim).where(Claim.id.in_(claim_ids)).with_for_update()):
         if claim.status == "ready":
             transition(
@@ -256,7 +258,29 @@ def mark_transmitted(session: Session, submission: Submission, *, user_id: int |
                 reason=f"sent in interchange {submission.interchange_control_number} ({submission.filename})",
             )
             claim.submitted_at = submission.transmitted_at
+            charges += _charge_rows(claim, submission)
+    # A/R shows billed charges from the moment they are sent: one charge per service, whichever claim bills it first
+    # (a secondary or a replacement claim finds the key taken and charges nothing again).
+    ledger.post_rows(session, charges)
     return claim_ids
+
+
+def _charge_rows(claim: Claim, submission: Submission) -> list[dict]:
+    return [
+        ledger.entry_row(
+            service_line_id=line.service_line_id,
+            claim_line_id=line.id,
+            claim_id=claim.id,
+            patient_id=claim.patient_id,
+            kind="charge",
+            amount=line.service_line.charge,
+            source_type="claim",
+            source_id=f"claim:{claim.id}",
+            posting_key=ledger.charge_key(line.service_line_id),
+            note=f"billed in interchange {submission.interchange_control_number}",
+        )  # fmt: skip
+        for line in claim.lines
+    ]
 
 
 def mark_failed(session: Session, submission: Submission, error: str) -> None:

@@ -10,7 +10,9 @@ so rounding and a payer's cent-level pricing differences do not fill the queue.
 
 Not compared: lines without a contract (or a contract with no rate and no percentage for the code), denied lines
 (nothing paid and a CO reason other than the contractual CO-45: they belong to the denial queue), reversals (the caller
-checks only claims that posted), and lines the remittance did not pay (no entry of this deposit on them).
+checks only claims that posted), lines the remittance did not pay (no entry of this deposit on them), and secondary or
+tertiary adjudications (the caller leaves them out: a later payer pays what the earlier ones left, not the contract).
+A reversal of the posting resolves its open underpayments (billing.posting).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from billing.models import Claim, LedgerEntry, PracticePayer, Underpayment, UnderpaymentTolerance
+from billing.models import Claim, ContractRate, LedgerEntry, PracticePayer, Underpayment, UnderpaymentTolerance
 from billing.money import ZERO, money, percent_of
-from billing.pricing import allowed_for
+from billing.pricing import allowed_for, contract_on
 from medbill.errors import Conflict, Invalid, NotFound
 
 # CO reasons that are pricing, not denial: what exceeds the allowed amount is written off.
@@ -146,6 +148,100 @@ def check_claim(
         )
         if new_id is not None:
             added.append(new_id)
+    return added
+
+
+def check_claims(session: Session, claims: list[tuple[Claim, int | None]], deposit_id: int) -> list[int]:
+    """`check_claim` for many claims of one deposit (claim, remittance claim id): what the deposit posted is read in
+    one query, and contracts and rates once per payer, date and code. Ids of the underpayments added."""
+    if not claims:
+        return []
+    figures: dict[int, dict[int, _LineFigures]] = {}
+    for line_id, claim_id, kind, group, reason, amount in session.execute(
+        select(LedgerEntry.claim_line_id, LedgerEntry.claim_id, LedgerEntry.kind, LedgerEntry.group_code,
+               LedgerEntry.reason_code, LedgerEntry.amount)
+        .where(
+            LedgerEntry.source_type == "remittance",
+            LedgerEntry.source_id == f"deposit:{deposit_id}",
+            LedgerEntry.kind != "reversal",
+        )
+    ):  # fmt: skip
+        f = figures.setdefault(claim_id, {}).setdefault(line_id, _LineFigures(co_reasons=set()))
+        if kind == "insurance_payment":
+            f.paid += amount
+        elif kind == "patient_responsibility":
+            f.patient_responsibility += amount
+        elif group == "CO":
+            f.co_reasons.add(reason)
+    tolerances: dict[int, Tolerance] = {}
+    contracts: dict[tuple, object] = {}
+    rates: dict[tuple, dict[str, Decimal]] = {}
+
+    def allowed(payer_id: int, service, billed: Decimal) -> Decimal | None:
+        key = (payer_id, service.date_of_service)
+        if key not in contracts:
+            contracts[key] = contract_on(session, payer_id, service.date_of_service)
+        contract = contracts[key]
+        if contract is None:
+            return None
+        code_key = (contract.id, service.procedure_code)
+        if code_key not in rates:
+            rates[code_key] = {
+                r.modifier: r.allowed
+                for r in session.scalars(
+                    select(ContractRate).where(
+                        ContractRate.contract_id == contract.id, ContractRate.procedure_code == service.procedure_code
+                    )
+                )
+            }
+        found = rates[code_key]
+        modifiers = list(service.modifiers or [])
+        first = modifiers[0] if modifiers else ""
+        rate = found.get(first) if first in found else found.get("")
+        if rate is not None:
+            return money(Decimal(rate) * Decimal(service.units))
+        if contract.default_percent_of_billed is not None:
+            return percent_of(billed, contract.default_percent_of_billed)
+        return None
+
+    rows = []
+    for claim, remittance_claim_id in claims:
+        posted_lines = figures.get(claim.id, {})
+        if not posted_lines:
+            continue
+        if claim.payer_id not in tolerances:
+            tolerances[claim.payer_id] = tolerance_for(session, claim.payer_id)
+        tolerance = tolerances[claim.payer_id]
+        for line in claim.lines:
+            posted = posted_lines.get(line.id)
+            if posted is None or posted.paid < 0 or (posted.paid == 0 and posted.co_reasons - CONTRACTUAL_REASONS):
+                continue
+            service = line.service_line
+            expected = allowed(claim.payer_id, service, line.charge)
+            if expected is None:
+                continue
+            received = money(posted.paid + posted.patient_responsibility)
+            shortfall = money(expected - received)
+            allowed_gap = tolerance.for_allowed(expected)
+            if shortfall <= allowed_gap:
+                continue
+            rows.append(
+                {
+                    "claim_id": claim.id, "claim_line_id": line.id, "deposit_id": deposit_id,
+                    "remittance_claim_id": remittance_claim_id, "payer_id": claim.payer_id,
+                    "procedure_code": service.procedure_code, "expected_allowed": expected,
+                    "paid": money(posted.paid), "patient_responsibility": money(posted.patient_responsibility),
+                    "shortfall": shortfall, "tolerance": allowed_gap,
+                }
+            )  # fmt: skip
+    added: list[int] = []
+    for start in range(0, len(rows), 2000):  # well under PostgreSQL's 65,535 bind parameters
+        added += session.scalars(
+            insert(Underpayment)
+            .values(rows[start : start + 2000])
+            .on_conflict_do_nothing(index_elements=["claim_line_id", "deposit_id"])
+            .returning(Underpayment.id)
+        )
     return added
 
 

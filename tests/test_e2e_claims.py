@@ -150,16 +150,20 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox):
         assert s.scalar(select(Submission)).status == "accepted"
         (clp,) = remittance.claims
         assert clp.patient_control_number == str(accepted.id)
-        balance = ledger.claim_balance(s, accepted.id)
+        balance = ledger.posted_by_claim(s, accepted.id)  # what the primary's claim posted (charge and 835)
         cas = [*clp.adjustments, *(a for line in clp.lines for a in line.adjustments)]
         assert balance.charges == clp.total_charge and balance.payments == clp.paid
         assert balance.patient == clp.patient_responsibility == sum(a.amount for a in cas if a.group == "PR")
         assert balance.adjustments == sum(a.amount for a in cas if a.group != "PR")
         assert balance.insurance == 0 and accepted.status == ("denied" if clp.is_denied else "paid")
+        # The patient has a secondary coverage: the primary's PR is billed to it, so it is not the patient's yet.
+        account = ledger.claim_balance(s, accepted.id)
+        assert (account.insurance, account.patient) == (clp.patient_responsibility, 0)
         deposit = s.scalar(select(Deposit))
         assert deposit.amount == remittance.total_payment and deposit.trace_number == remittance.trace_number
         assert s.scalar(select(RemittanceClaim.outcome)) == "posted"
-        assert ledger.claim_balance(s, rejected.id).charges == 0  # nothing posted for the rejected claim
+        rejected_balance = ledger.claim_balance(s, rejected.id)  # charged when submitted, nothing else posted
+        assert (rejected_balance.charges, rejected_balance.payments) == (rejected.total_charge, 0)
         deposit_id = deposit.id
         secondary = s.scalar(select(Claim).where(Claim.encounter_id == accepted.encounter_id, Claim.id != accepted.id))
     # Fetched files were archived.

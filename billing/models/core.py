@@ -340,6 +340,10 @@ class Claim(TenantBase):
     created_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = utcnow_column()
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when a payer's 835 says it forwarded the claim to another payer (CLP02 19/20/21, NM1*TT): that payer gets
+    # the claim from the payer, so no secondary claim of ours goes to it.
+    crossover_payer_name: Mapped[str | None] = mapped_column(String(60))
+    crossover_payer_id: Mapped[str | None] = mapped_column(String(80))
 
     lines: Mapped[list[ClaimLine]] = relationship(order_by="ClaimLine.line_number", lazy="selectin")
 
@@ -473,8 +477,10 @@ class ClaimAcknowledgement(TenantBase):
 
 
 class LedgerEntry(TenantBase):
-    """One financial event on a claim line. Append-only: a correction is a reversal entry plus a new entry.
-    `insurance_delta` and `patient_delta` say how the event moves what the payer and the patient owe; balances are
+    """One financial event on the account of a service line, with the claim (and claim line) that caused it: a
+    service is charged once, and every claim that bills it (primary, secondary, tertiary, replacement) posts to the
+    same account. Append-only: a correction is a reversal entry plus a new entry.
+    `insurance_delta` and `patient_delta` say how the event moves what the payers and the patient owe; balances are
     their sums, so `charge - payments - adjustments == insurance balance + patient balance` holds by construction
     and is tested over random sequences of events."""
 
@@ -490,7 +496,8 @@ class LedgerEntry(TenantBase):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    claim_line_id: Mapped[int] = mapped_column(ForeignKey("claim_lines.id"), index=True)
+    service_line_id: Mapped[int] = mapped_column(ForeignKey("service_lines.id"), index=True)  # the account
+    claim_line_id: Mapped[int] = mapped_column(ForeignKey("claim_lines.id"), index=True)  # the trail
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     kind: Mapped[str] = mapped_column(String(30))

@@ -1,6 +1,6 @@
 """The ledger: balances derived from append-only entries obey charge − payments − adjustments = insurance balance +
-patient balance, for every line, after any sequence of events (hypothesis); reversals happen once; postings with
-a key happen once."""
+patient balance, for every service line (the account), after any sequence of events posted through any of the claims
+billing it (hypothesis); reversals happen once; postings with a key happen once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from billing import claims as claim_service
 from billing import ledger
-from billing.models import ClaimLine, LedgerEntry
+from billing.encounters import get_encounter
+from billing.models import Claim, ClaimLine, Coverage, LedgerEntry
 from medbill.errors import Conflict, Invalid
 from tests.billing.factories import billing_practice, insured_patient, visit
 
@@ -39,15 +40,27 @@ def _fresh_claim(services, practice):
         return claim.id, [cl.id for cl in claim.lines]
 
 
+def _second_claim(s, claim_id: int) -> Claim:
+    """Another claim billing the same services (as a replacement or a secondary claim would)."""
+    first = s.get(Claim, claim_id)
+    encounter = get_encounter(s, first.encounter_id)
+    lines = [cl.service_line for cl in first.lines]
+    return claim_service.new_claim(s, encounter, s.get(Coverage, first.coverage_id), lines, user_id=None, frequency="7",
+                                   original=first)  # fmt: skip
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events=st.lists(st.tuples(st.integers(0, 1), EVENTS), min_size=1, max_size=25))
+@given(events=st.lists(st.tuples(st.integers(0, 3), EVENTS), min_size=1, max_size=25))
 def test_invariant_holds_after_any_sequence(services, practice, events):
     bp, patient = practice
     claim_id, line_ids = _fresh_claim(services, practice)
     with services.db.tenant_session(bp.slug) as s:
-        lines = [s.get(ClaimLine, i) for i in line_ids]
-        for line in lines:
-            ledger.post(s, line, "charge", line.charge, source_type="test")
+        second = _second_claim(s, claim_id)
+        # Lines 0-1 are the first claim's, 2-3 the second's, billing the same two services.
+        lines = [s.get(ClaimLine, i) for i in line_ids] + list(second.lines)
+        for line in lines:  # each claim "charges": the key makes it one charge per service
+            ledger.post(s, line, "charge", line.charge, source_type="test",
+                        posting_key=ledger.charge_key(line.service_line_id))  # fmt: skip
         posted: list[int] = []
         for which, (kind, value, bucket) in events:
             line = lines[which]
@@ -67,10 +80,20 @@ def test_invariant_holds_after_any_sequence(services, practice, events):
         for line in lines:
             b = ledger.line_balance(s, line.id)
             assert b.charges - b.payments - b.adjustments == b.insurance + b.patient, b
+            keyed = s.query(LedgerEntry).filter_by(posting_key=ledger.charge_key(line.service_line_id)).count()
+            assert keyed == 1  # charged once, although both claims posted the charge
+            assert b == ledger.service_line_balance(s, line.service_line_id)
+        assert [ledger.line_balance(s, ln.id) for ln in lines[:2]] == [
+            ledger.line_balance(s, ln.id) for ln in lines[2:]
+        ]
         claim = ledger.claim_balance(s, claim_id)
-        parts = [ledger.line_balance(s, line.id) for line in lines]
+        parts = [ledger.line_balance(s, line.id) for line in lines[:2]]
         assert claim.insurance == sum(p.insurance for p in parts) and claim.patient == sum(p.patient for p in parts)
         assert claim.charges - claim.payments - claim.adjustments == claim.total
+        assert ledger.claim_balance(s, second.id) == claim
+        # The trails of the two claims add up to the accounts.
+        trails = [ledger.posted_by_claim(s, c) for c in (claim_id, second.id)]
+        assert sum(t.insurance for t in trails) == claim.insurance and sum(t.patient for t in trails) == claim.patient
         s.rollback()
 
 
