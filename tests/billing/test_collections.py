@@ -286,3 +286,26 @@ def test_terms_are_validated(services, factory, setup):
             {"fee_percent": "33.5", "sftp": {"transport": "directory", "path": "/tmp/agency-drop"}},
         )  # fmt: skip
         assert terms.fee_percent == D("33.50")
+
+
+def test_placed_accounts_leave_the_statement_cycle_until_recalled(services, factory, setup):
+    from billing import statements as statement_service
+
+    bp, agency, *_ = setup
+    patient = _placeable(services, bp, factory)
+    next_cycle = date.today() + timedelta(days=1)
+
+    def billed() -> set[int]:
+        with services.db.tenant_session(bp.slug) as s:
+            settings = statement_service.get_settings(s)
+            return {pid for pid, _ in statement_service.select_patients(s, settings, next_cycle)}
+
+    assert patient in billed()
+    with services.db.tenant_session(bp.slug) as s:
+        placement = collections.approve(s, bp.access, patient, agency.id)
+        s.commit()
+    assert patient not in billed()
+    with services.db.tenant_session(bp.slug) as s:
+        collections.recall(s, bp.access, placement.id, "payment arrangement made at the front desk")
+        s.commit()
+    assert patient in billed()
