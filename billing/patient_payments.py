@@ -47,8 +47,10 @@ SOURCE_TYPES = ("user", "agency", "job", "portal")
 
 @dataclass(frozen=True)
 class PatientLine:
-    """One claim line of a patient with its ledger parts."""
+    """One service of the patient (the ledger's account) with its parts. `claim_line_id` is the first claim line
+    that billed it: patient payments are posted through it (to the same account whichever claim line is used)."""
 
+    service_line_id: int
     claim_line_id: int
     claim_id: int
     encounter_id: int
@@ -61,12 +63,13 @@ class PatientLine:
     patient_paid: Decimal
     insurance_part: Decimal
     patient_part: Decimal
-    # True while insurance still owes anything on the visit (any claim of the encounter): not billed to the patient.
+    # True while insurance still owes anything on the visit (any service of the encounter): not billed to the
+    # patient yet.
     pending_with_insurance: bool
 
 
 def patient_lines(session: Session, patient_id: int) -> list[PatientLine]:
-    """Every claim line of the patient that has ledger entries, oldest date of service first, with its parts."""
+    """Every service of the patient that has ledger entries, oldest date of service first, with its parts."""
     original = LedgerEntry.__table__.alias("original")
     e = LedgerEntry.__table__
     kind = func.coalesce(original.c.kind, e.c.kind)
@@ -76,12 +79,12 @@ def patient_lines(session: Session, patient_id: int) -> list[PatientLine]:
 
     rows = session.execute(
         select(
-            ClaimLine.id,
-            ClaimLine.claim_id,
-            Claim.encounter_id,
+            ServiceLine.id,
+            func.min(e.c.claim_line_id),
+            ServiceLine.encounter_id,
             ServiceLine.date_of_service,
             ServiceLine.procedure_code,
-            ClaimLine.charge,
+            ServiceLine.charge,
             sum_of(kind == "charge"),
             sum_of(kind == "insurance_payment") - sum_of((kind == "refund") & (e.c.insurance_delta != 0)),
             sum_of(kind.in_(ledger.ADJUSTMENT_KINDS)),
@@ -91,28 +94,30 @@ def patient_lines(session: Session, patient_id: int) -> list[PatientLine]:
         )
         .select_from(e)
         .outerjoin(original, original.c.id == e.c.reverses_entry_id)
-        .join(ClaimLine, ClaimLine.id == e.c.claim_line_id)
-        .join(Claim, Claim.id == ClaimLine.claim_id)
-        .join(ServiceLine, ServiceLine.id == ClaimLine.service_line_id)
+        .join(ServiceLine, ServiceLine.id == e.c.service_line_id)
         .where(e.c.patient_id == patient_id)
         .group_by(
-            ClaimLine.id,
-            ClaimLine.claim_id,
-            Claim.encounter_id,
+            ServiceLine.id,
+            ServiceLine.encounter_id,
             ServiceLine.date_of_service,
             ServiceLine.procedure_code,
-            ClaimLine.charge,
+            ServiceLine.charge,
         )
-        .order_by(ServiceLine.date_of_service, ClaimLine.claim_id, ClaimLine.id)
+        .order_by(ServiceLine.date_of_service, ServiceLine.encounter_id, ServiceLine.id)
     ).all()
-    insurance_by_encounter: dict[int, Decimal] = {}
-    for row in rows:
-        if row[10] > 0:
-            insurance_by_encounter[row[2]] = insurance_by_encounter.get(row[2], ZERO) + row[10]
+    claims: dict[int, int] = {}
+    if rows:
+        claims = dict(
+            session.execute(
+                select(ClaimLine.id, ClaimLine.claim_id).where(ClaimLine.id.in_({r[1] for r in rows}))
+            ).all()
+        )
+    pending = {r[2] for r in rows if r[10] > 0}
     return [
         PatientLine(
-            claim_line_id=r[0],
-            claim_id=r[1],
+            service_line_id=r[0],
+            claim_line_id=r[1],
+            claim_id=claims.get(r[1], 0),
             encounter_id=r[2],
             date_of_service=r[3],
             procedure_code=r[4],
@@ -123,7 +128,7 @@ def patient_lines(session: Session, patient_id: int) -> list[PatientLine]:
             patient_paid=money(r[9]),
             insurance_part=money(r[10]),
             patient_part=money(r[11]),
-            pending_with_insurance=r[2] in insurance_by_encounter,
+            pending_with_insurance=r[2] in pending,
         )
         for r in rows
     ]
@@ -287,15 +292,24 @@ def post_patient_payment(
             return existing
     chosen: list[PatientLine] | None = None
     if claim_line_ids:
-        by_id = {line.claim_line_id: line for line in patient_lines(session, patient_id)}
-        unknown = [i for i in claim_line_ids if i not in by_id]
+        # Any claim line billing a service names its account (a secondary claim's line as well as the primary's).
+        services = dict(
+            session.execute(
+                select(ClaimLine.id, ClaimLine.service_line_id)
+                .join(Claim, Claim.id == ClaimLine.claim_id)
+                .where(ClaimLine.id.in_(claim_line_ids), Claim.patient_id == patient_id)
+            ).all()
+        )
+        by_service = {line.service_line_id: line for line in patient_lines(session, patient_id)}
+        unknown = [i for i in claim_line_ids if services.get(i) not in by_service]
         if unknown:
             raise Invalid(
                 "the chosen lines are not this patient's",
                 errors={"claim_line_ids": [f"line {i} is not a billed line of patient {patient_id}" for i in unknown]},
             )
         chosen = sorted(
-            (by_id[i] for i in dict.fromkeys(claim_line_ids)), key=lambda x: (x.date_of_service, x.claim_line_id)
+            {services[i]: by_service[services[i]] for i in claim_line_ids}.values(),
+            key=lambda x: (x.date_of_service, x.service_line_id),
         )
     # Older money first: a credit already held pays what is owed before this payment does.
     apply_credits(session, patient_id, user_id=user_id, lock=False)

@@ -43,6 +43,7 @@ from billing.models import (
     PatientBillingSettings,
     PaymentPlan,
     Provider,
+    ServiceLine,
     Statement,
     StatementRun,
 )
@@ -167,22 +168,23 @@ def aging_bucket(age_days: int) -> str:
 
 
 def due_balances(session: Session):
-    """Per patient, the patient part of the ledger on visits insurance is done with (a subquery: patient_id, due)."""
-    line_parts = (
-        select(
-            Claim.encounter_id,
-            LedgerEntry.claim_line_id,
-            func.sum(LedgerEntry.insurance_delta).label("insurance"),
-        )
-        .join(Claim, Claim.id == LedgerEntry.claim_id)
-        .group_by(Claim.encounter_id, LedgerEntry.claim_line_id)
+    """Per patient, the patient part of the ledger on visits insurance is done with (a subquery: patient_id, due).
+    A visit (encounter) is pending while any of its services has an insurance part left."""
+    services = (
+        select(LedgerEntry.service_line_id, func.sum(LedgerEntry.insurance_delta).label("insurance"))
+        .group_by(LedgerEntry.service_line_id)
         .subquery()
     )
-    pending = select(line_parts.c.encounter_id).where(line_parts.c.insurance > 0).distinct().subquery()
+    pending = (
+        select(ServiceLine.encounter_id)
+        .join(services, services.c.service_line_id == ServiceLine.id)
+        .where(services.c.insurance > 0)
+        .distinct()
+    )
     return (
         select(LedgerEntry.patient_id, func.sum(LedgerEntry.patient_delta).label("due"))
-        .join(Claim, Claim.id == LedgerEntry.claim_id)
-        .where(Claim.encounter_id.not_in(select(pending.c.encounter_id)))
+        .join(ServiceLine, ServiceLine.id == LedgerEntry.service_line_id)
+        .where(ServiceLine.encounter_id.not_in(pending))
         .group_by(LedgerEntry.patient_id)
         .subquery()
     )

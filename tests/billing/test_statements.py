@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from billing import ledger, patient_payments, payment_plans, statements
-from billing.models import Guarantor, PatientBillingSettings, Statement, StatementRun
+from billing.models import ClaimLine, Guarantor, PatientBillingSettings, Statement, StatementRun
 from tests.billing.factories import billing_practice, insured_patient
 from tests.billing.test_patient_payments import owed_visit
 
@@ -37,7 +37,7 @@ def mixed(services, factory):
     bp = billing_practice(services, factory)
     p = {name: insured_patient(services, bp, factory) for name in (
         "zero", "below_minimum", "pending_only", "in_collections", "on_plan", "due_old", "due_with_pending",
-        "credit_covers", "credit_partial")}  # fmt: skip
+        "credit_covers", "credit_partial", "secondary_billed")}  # fmt: skip
     owed_visit(services, bp, p["zero"], days_ago=40, owes=("0.00", "0.00"))
     owed_visit(services, bp, p["below_minimum"], days_ago=40, owes=("3.00", "1.00"))
     owed_visit(services, bp, p["pending_only"], days_ago=20, pending=True)
@@ -54,6 +54,13 @@ def mixed(services, factory):
                                                   received_on=date.today(), user_id=None)  # fmt: skip
             s.commit()
         owed_visit(services, bp, p[name], days_ago=35)
+    # The primary's PR went back to insurance: a secondary payer is billed for it, so the patient is not.
+    for line_id, pr in zip(
+        owed_visit(services, bp, p["secondary_billed"], days_ago=50), ("20.00", "5.00"), strict=True
+    ):
+        with services.db.tenant_session(bp.slug) as s:
+            ledger.post(s, s.get(ClaimLine, line_id), "transfer_to_secondary", D(pr), source_type="test")
+            s.commit()
     factory.place(bp.slug, p["in_collections"], agency_id=1)
     with services.db.tenant_session(bp.slug) as s:
         payment_plans.create_plan(s, bp.access, p["on_plan"], total=D("25.00"), installment_amount=D("10.00"),
@@ -84,6 +91,7 @@ def test_the_run_selects_exactly_the_patients_who_owe(services, mixed):
             == ledger.patient_balance(s, p["credit_partial"]).patient
         )
         assert ledger.patient_balance(s, p["credit_covers"]).patient == D("0.00")
+        assert ledger.patient_balance(s, p["secondary_billed"]).insurance == D("25.00")
         assert patient_payments.credit_balance(s, p["credit_covers"]) == D("5.00")
         run = s.get(StatementRun, run_id)
         assert (run.status, run.patients_selected, run.statements_done) == ("done", 3, 3)
