@@ -648,8 +648,11 @@ def ar_aging(args, slug: str):
 @blp.response(200, AgingClaimPage)
 @blp.alt_response(200, description="with ?format=csv: every claim of the cell", content_type="text/csv")
 def ar_aging_claims(args, slug: str):
-    """The claims behind one cell of the aging table (oldest date of service first), with what each still owes."""
+    """The claims behind one cell of the aging table (oldest date of service first), with what each still owes.
+    They name patients: for callers who read claims (billers, admins), not for doctors, who see the figures."""
     _no_agency()
+    if not access().can("claims:read"):
+        raise Forbidden("the claims behind the aging are for those who work claims (billers and admins)")
     session = db_session()
     as_of = args["as_of"] or date.today()
     items = aging_claims_report(session, as_of, args["row"], args["bucket"])

@@ -427,4 +427,4 @@ def patients(slug: str):
     )
 
 
-from portal import claims, collections, denials, documents, patient_billing, remittances  # noqa: E402,F401
+from portal import claims, collections, denials, documents, patient_billing, remittances, reports  # noqa: E402,F401

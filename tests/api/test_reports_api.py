@@ -329,6 +329,9 @@ def test_agencies_are_refused_and_other_tenants_see_no_practice(client, reported
     # The same 404 for a practice that does not exist.
     doctor = login(client, r.users["doctor"])
     assert client.get(f"{base(r, 'nosuchpractice')}/ar-aging", headers=doctor).status_code == 404
+    # The claims behind the figures name patients: for billers and admins, not doctors.
+    drill = {"row": "patients", "bucket": "0-30"}
+    assert client.get(f"{base(r)}/ar-aging/claims", headers=doctor, query_string=drill).status_code == 403
     assert client.get(f"{base(r)}/ar-aging", query_string={"format": "csv"}).status_code == 401
 
 
