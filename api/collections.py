@@ -8,7 +8,7 @@ of patient data is audited there."""
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
@@ -16,6 +16,7 @@ from api.security import access, db_session, policy
 from api.setup import Id, Money
 from billing import agency_formats, collections
 from integrations.storage import StorageError
+from medbill.errors import Invalid
 
 blp = Blueprint(
     "collections",
@@ -42,12 +43,14 @@ class CollectionAgencyOut(Schema):
     name = fields.String(required=True)
     fee_percent = fields.Decimal(as_string=True, places=2, required=True)
     file_format = fields.Dict(required=True, metadata={"description": "the format exports use for this agency"})
+    report_format = fields.Dict(required=True, metadata={"description": "the layout of the agency's payment files"})
     format_source = fields.String(required=True, metadata={"description": "practice, agency or default"})
     sftp = fields.Dict(allow_none=True)
 
 
 class AgencyTermsIn(Schema):
     file_format = fields.Dict(allow_none=True, metadata={"description": "see GET .../collections/formats"})
+    report_format = fields.Dict(allow_none=True, metadata={"description": "payment file layout (purpose: report)"})
     fee_percent = fields.Decimal(as_string=True, places=2, validate=validate.Range(min=0, max=100))
     sftp = fields.Dict(
         allow_none=True,
@@ -205,7 +208,11 @@ def put_rules(body, slug: str):
 @policy("collections:write")
 def formats(slug: str):
     """The fields an agency file can carry (by kind), and the default format."""
-    return {"fields": agency_formats.describe_fields(), "default": agency_formats.DEFAULT_FORMAT}
+    return {
+        "fields": agency_formats.describe_fields(),
+        "default": agency_formats.DEFAULT_FORMAT,
+        "default_report": agency_formats.DEFAULT_REPORT_FORMAT,
+    }
 
 
 def _agency_out(session, agency) -> dict:
@@ -222,6 +229,7 @@ def _agency_out(session, agency) -> dict:
         "name": agency.name,
         "fee_percent": terms.fee_percent if terms else 0,
         "file_format": collections.format_config(agency, terms),
+        "report_format": collections.report_format_config(agency, terms),
         "format_source": source,
         "sftp": terms.sftp if terms else None,
     }
@@ -350,6 +358,41 @@ def report_payment(body, slug: str, placement_id: int):
     session.commit()
     out = {name: getattr(report, name) for name in AgencyPaymentOut().fields if name != "duplicate"}
     return out | {"duplicate": not created}, 201 if created else 200
+
+
+class PaymentFileOut(Schema):
+    agency_id = fields.Integer(required=True)
+    posted = fields.Integer(required=True)
+    duplicates = fields.Integer(required=True, metadata={"description": "lines whose reference was reported before"})
+    gross = Money(required=True)
+    storage_key = fields.String(required=True)
+
+
+MAX_PAYMENT_FILE_BYTES = 5 * 1024 * 1024
+
+
+@blp.route("/collections/payment-files", methods=["POST"])
+@policy("agency:report")
+@blp.response(200, PaymentFileOut)
+def post_payment_file(slug: str):
+    """Upload the agency's payment file (multipart field `file`, in the agency's report layout; `agency_id` when
+    you report for several agencies). Every line must name an account placed with the agency; the file is checked
+    whole and posted all or nothing. Lines reported before (same reference) post nothing again."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise Invalid("send the file as multipart/form-data field 'file'", errors={"file": ["required"]})
+    data = upload.read(MAX_PAYMENT_FILE_BYTES + 1)
+    if len(data) > MAX_PAYMENT_FILE_BYTES:
+        raise Invalid("file too large", errors={"file": ["at most 5 MB"]})
+    agency_id = request.form.get("agency_id")
+    if agency_id is not None and not agency_id.isdigit():
+        raise Invalid("agency_id is not an id", errors={"agency_id": ["a number"]})
+    session = db_session()
+    result = collections.report_payment_file(session, access(), data, agency_id=int(agency_id) if agency_id else None)
+    storage = current_app.extensions["medbill"].storage
+    key = collections.store_payment_file(session, storage, access(), result["agency_id"], data, upload.filename)
+    session.commit()
+    return result | {"storage_key": key}
 
 
 @blp.route("/collections/placements/<id:placement_id>/payments", methods=["GET"])

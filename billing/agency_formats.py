@@ -97,6 +97,15 @@ DEFAULT_FORMAT: dict[str, Any] = {
     "columns": [{"field": name, "heading": name} for name in (*ACCOUNT_FIELDS, "balances_by_dos")],
 }
 
+# What an agency's payment file looks like unless the practice or the agency configured another layout.
+DEFAULT_REPORT_FORMAT: dict[str, Any] = {
+    "type": "csv",
+    "purpose": "report",
+    "date_format": "%Y-%m-%d",
+    "money": "decimal",
+    "columns": [{"field": name, "heading": name} for name in REPORT_REQUIRED],
+}
+
 
 @dataclass(frozen=True)
 class Column:

@@ -145,6 +145,13 @@ def format_config(agency: CollectionAgency, terms: AgencyTerms | None) -> dict:
     return (agency.settings or {}).get("file_format") or agency_formats.DEFAULT_FORMAT
 
 
+def report_format_config(agency: CollectionAgency, terms: AgencyTerms | None) -> dict:
+    """The layout of the agency's payment files: the practice's, else the agency's own, else ours."""
+    if terms is not None and terms.report_format:
+        return terms.report_format
+    return (agency.settings or {}).get("report_format") or agency_formats.DEFAULT_REPORT_FORMAT
+
+
 def _check_delivery(settings: Any) -> dict | None:
     if settings in (None, {}):
         return None
@@ -181,6 +188,18 @@ def set_terms(session: Session, access: PracticeAccess, agency_id: int, data: di
         if data["file_format"] is not None:
             agency_formats.validate_format(data["file_format"])
         terms.file_format = data["file_format"]
+    if "report_format" in data:
+        config = data["report_format"]
+        if config is not None:
+            if isinstance(config, dict):
+                config = {"purpose": "report"} | config
+            try:
+                fmt = agency_formats.validate_format(config)
+            except Invalid as exc:
+                raise Invalid(exc.message, errors={f"report_format.{k}": v for k, v in exc.errors.items()}) from exc
+            if fmt.purpose != "report":
+                raise Invalid("not a payment file format", errors={"report_format.purpose": ["must be 'report'"]})
+        terms.report_format = config
     if "fee_percent" in data and data["fee_percent"] is not None:
         try:
             pct = Decimal(str(data["fee_percent"])).quantize(Decimal("0.01"))
@@ -741,6 +760,89 @@ def report_payment(
     return report, True
 
 
+def report_payment_file(
+    session: Session,
+    access: PracticeAccess,
+    data: bytes,
+    *,
+    agency_id: int | None = None,
+    today: date | None = None,
+) -> dict:
+    """Post an agency's payment file (its configured report layout): every line names one of the agency's open
+    placements by account number. The whole file is checked first and posted all or nothing; lines already
+    reported (same reference) are recognised and post nothing again."""
+    _require(access, "agency:report")
+    mine = [a for a in linked_agencies(session, access) if a.id in access.agency_ids]
+    if agency_id is not None:
+        mine = [a for a in mine if a.id == agency_id]
+    if not mine:
+        raise NotFound("no agency of yours serves this practice")
+    if len(mine) > 1:
+        raise Invalid("you report for several agencies here", errors={"agency_id": ["say which agency sent it"]})
+    agency = mine[0]
+    fmt = agency_formats.validate_format(report_format_config(agency, session.get(AgencyTerms, agency.id)))
+    rows = agency_formats.parse(fmt, data)
+    if not rows:
+        raise Invalid("the file holds no payments", errors={"file": ["no payment lines"]})
+    numbers = {r["account_number"] for r in rows if r.get("account_number")}
+    placements = dict(
+        session.execute(
+            select(Patient.account_number, AgencyPlacement.id)
+            .join(AgencyPlacement, AgencyPlacement.patient_id == Patient.id)
+            .where(
+                Patient.account_number.in_(numbers),
+                AgencyPlacement.agency_id == agency.id,
+                AgencyPlacement.recalled_at.is_(None),
+            )
+        ).all()
+    )
+    errors: dict[str, list[str]] = {}
+    for n, row in enumerate(rows, start=1):
+        for name in agency_formats.REPORT_REQUIRED:
+            if row.get(name) in (None, ""):
+                errors.setdefault(f"record {n}", []).append(f"{name} is empty")
+        if row.get("account_number") and row["account_number"] not in placements:
+            errors.setdefault(f"record {n}", []).append(
+                f"account {row['account_number']!r} is not placed with {agency.name}"
+            )
+    if errors:
+        raise Invalid("the payment file was not posted", errors=errors)
+    posted, duplicates, gross = 0, 0, ZERO
+    for n, row in enumerate(rows, start=1):
+        try:
+            report, created = report_payment(
+                session,
+                access,
+                placements[row["account_number"]],
+                amount=row["payment_amount"],
+                received_on=row["payment_date"],
+                reference=row["payment_reference"],
+                today=today,
+            )
+        except Invalid as exc:
+            raise Invalid(
+                "the payment file was not posted", errors={f"record {n}: {k}": v for k, v in exc.errors.items()}
+            ) from exc
+        if created:
+            posted += 1
+            gross += report.gross
+        else:
+            duplicates += 1
+    return {"agency_id": agency.id, "posted": posted, "duplicates": duplicates, "gross": money(gross)}
+
+
+def store_payment_file(
+    session: Session, storage: Storage, access: PracticeAccess, agency_id: int, data: bytes, filename: str
+) -> str:
+    """Keep an agency's payment file as received, beside its exports: a posting can be traced to its file."""
+    agency = session.get(CollectionAgency, agency_id)
+    key = company_key(
+        access.company_id, "agencies", agency.slug, "returns", access.slug, f"{hashlib.sha256(data).hexdigest()}.dat"
+    )
+    storage.put(key, data, metadata={"filename": filename[:200]})
+    return key
+
+
 def list_reports(
     session: Session, access: PracticeAccess, placement_id: int | None = None
 ) -> list[AgencyPaymentReport]:
@@ -990,6 +1092,7 @@ __all__ = [
     "list_placements",
     "recall",
     "report_payment",
+    "report_payment_file",
     "set_rules",
     "set_terms",
     "skip",

@@ -225,6 +225,33 @@ def collections_report_payment(slug: str, placement_id: int):
     return _back(slug, f"placement-{placement_id}")
 
 
+@bp.post("/practices/<slug>/collections/payment-files")
+def collections_payment_file(slug: str):
+    access = _access(slug, "agency:report")
+    s = tenant_db(access)
+    upload = request.files.get("file")
+    data = upload.read(5 * 1024 * 1024 + 1) if upload is not None and upload.filename else b""
+    try:
+        if not data.strip() or len(data) > 5 * 1024 * 1024:
+            from medbill.errors import Invalid
+
+            raise Invalid("choose your payment file (at most 5 MB)", errors={"file": ["required"]})
+        result = collections.report_payment_file(s, access, data)
+        storage = current_app.extensions["medbill"].storage
+        collections.store_payment_file(s, storage, access, result["agency_id"], data, upload.filename)
+        s.commit()
+    except DomainError as exc:
+        s.rollback()
+        _flash_error(exc)
+        return _back(slug, "payment-file")
+    flash(
+        f"Payment file posted: {result['posted']} payment(s), ${result['gross']}"
+        + (f"; {result['duplicates']} reported before, not posted again." if result["duplicates"] else "."),
+        "info",
+    )
+    return _back(slug, "payment-file")
+
+
 @bp.post("/practices/<slug>/collections/exports")
 def collections_export_now(slug: str):
     access = _access(slug, "collections:write")

@@ -68,6 +68,8 @@ class AgencyTerms(TenantBase):
     agency_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # shared.collection_agencies.id
     # A billing.agency_formats format (validated when configured); null: the agency's default, else ours.
     file_format: Mapped[dict | None] = mapped_column(JSONB)
+    # The format of the payment files the agency sends back (purpose "report"); null: the agency's default, else ours.
+    report_format: Mapped[dict | None] = mapped_column(JSONB)
     fee_percent: Mapped[Decimal] = mapped_column(Numeric(5, 2), server_default="0")
     # {"host", "port", "username", "password_env" | "private_key_env", "host_key_sha256", "directory"}; no secrets.
     sftp: Mapped[dict | None] = mapped_column(JSONB)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -46,7 +47,8 @@ def scene(services, factory):
     bp = billing_practice(services, factory, company=company)
     bq = billing_practice(services, factory, company=company)
     other = factory.company()
-    br = billing_practice(services, factory, company=other)
+    # Another company's practice: only its slug and a biller of it are needed.
+    br = SimpleNamespace(slug=factory.practice(other.slug).slug, biller_email=factory.user("biller", company=other))
     a1 = factory.agency([bp.slug, bq.slug])
     a2 = factory.agency([bp.slug, bq.slug])
     factory.agency([br.slug])
@@ -210,3 +212,62 @@ def test_rules_round_trip_and_validation(client, scene):
     agencies = client.get(_url(p.slug, "/agencies"), headers=biller).get_json()
     assert {a["id"] for a in agencies} == {scene["a1"].id, scene["a2"].id}
     assert all(a["format_source"] == "default" for a in agencies)
+
+
+def test_agency_payment_file_posts_all_lines_or_none(client, services, scene):
+    p, a1 = scene["p"], scene["a1"]
+    biller = login(client, scene["biller"])
+    agency = login(client, scene["agency_user"])
+    layout = {
+        "type": "fixed",
+        "date_format": "%Y%m%d",
+        "money": "cents",
+        "line_ending": "lf",
+        "fields": [
+            {"field": "account_number", "start": 1, "length": 30},
+            {"field": "payment_date", "start": 31, "length": 8},
+            {"field": "payment_amount", "start": 39, "length": 9, "align": "right", "pad": "0"},
+            {"field": "payment_reference", "start": 48, "length": 12},
+        ],
+    }
+    bad = client.put(_url(p.slug, f"/agencies/{a1.id}"), headers=biller,
+                     json={"report_format": layout | {"fields": layout["fields"][:2]}})  # fmt: skip
+    assert bad.status_code == 422 and "report_format.fields" in bad.get_json()["errors"]
+    ok = client.put(_url(p.slug, f"/agencies/{a1.id}"), headers=biller,
+                    json={"report_format": layout, "fee_percent": "10"})  # fmt: skip
+    assert ok.status_code == 200 and ok.get_json()["report_format"]["type"] == "fixed"
+    client.post(_url(p.slug, f"/candidates/{scene['mine']}/approve"), headers=biller, json={"agency_id": a1.id})
+    with services.db.tenant_session(p.slug) as s:
+        mine = s.get(Patient, scene["mine"]).account_number
+        theirs = s.get(Patient, scene["theirs"]).account_number
+    day = date.today().strftime("%Y%m%d")
+
+    def line(account: str, cents: int, ref: str) -> str:
+        return f"{account:<30}{day}{cents:09d}{ref:<12}\n"
+
+    def upload(text: str):
+        import io
+
+        return client.post(_url(p.slug, "/payment-files"), headers=agency, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(text.encode()), "payments.txt")})  # fmt: skip
+
+    # One line names another agency's account: nothing of the file is posted.
+    refused = upload(line(mine, 1000, "F-1") + line(theirs, 500, "F-2"))
+    assert refused.status_code == 422
+    assert "record 2" in refused.get_json()["errors"] and "not placed with" in str(refused.get_json()["errors"])
+    with services.db.tenant_session(p.slug) as s:
+        assert ledger.patient_balance(s, scene["mine"]).patient == D("25.00")
+    posted = upload(line(mine, 1000, "F-1") + line(mine, 250, "F-3"))
+    assert posted.status_code == 200, posted.get_json()
+    assert posted.get_json() | {"storage_key": ""} == {
+        "agency_id": a1.id, "posted": 2, "duplicates": 0, "gross": "12.50", "storage_key": ""
+    }  # fmt: skip
+    assert "/returns/" in posted.get_json()["storage_key"]
+    again = upload(line(mine, 1000, "F-1") + line(mine, 250, "F-3")).get_json()
+    assert (again["posted"], again["duplicates"]) == (0, 2)
+    with services.db.tenant_session(p.slug) as s:
+        assert ledger.patient_balance(s, scene["mine"]).patient == D("12.50")
+    payments = client.get(_url(p.slug, "/placements"), headers=biller).get_json()["items"]
+    view = next(x for x in payments if x["patient_id"] == scene["mine"])
+    assert (view["collected_gross"], view["collected_fee"], view["collected_net"]) == ("12.50", "1.25", "11.25")
+    assert client.post(_url(p.slug, "/payment-files"), headers=biller).status_code == 403

@@ -4,6 +4,7 @@ an agency user gets nothing of another agency, of unplaced patients or of a prac
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date
 from decimal import Decimal
@@ -110,8 +111,24 @@ def test_biller_places_and_agency_reports_and_returns(app, services, factory):
     with services.db.tenant_session(bp.slug) as s:
         assert ledger.patient_balance(s, first).patient == Decimal("15.00")
         assert len(s.scalars(select(AgencyPaymentReport)).all()) == 1
+    # A payment file in the default layout (CSV): one line for another agency's account refuses the whole file.
+    header = "account_number,payment_date,payment_amount,payment_reference\n"
+    good = f"{accounts[first]},{today},2.50,FILE-1\n"
+    for content, expected in (
+        (header + good + f"{accounts[theirs]},{today},1.00,FILE-2\n", "is not placed with"),
+        (header + good, "Payment file posted: 1 payment(s), $2.50."),
+    ):
+        sent = collector.post(
+            f"{page_url}/payment-files",
+            data={"csrf_token": token, "file": (io.BytesIO(content.encode()), "pay.csv")},
+            content_type="multipart/form-data",
+        )
+        assert sent.status_code == 302
+        assert expected in text(collector.get(page_url))
+    with services.db.tenant_session(bp.slug) as s:
+        assert ledger.patient_balance(s, first).patient == Decimal("12.50")
     # The biller's page shows gross, fee and net.
-    assert "$10.00 / $4.00 / $6.00" in text(biller.get(page_url))
+    assert "$12.50 / $5.00 / $7.50" in text(biller.get(page_url))
     assert collector.get(f"/practices/{bp.slug}/collections/candidates/{second}/approve").status_code == 405
     assert collector.post(f"{page_url}/candidates/{second}/approve",
                           data={"csrf_token": token, "agency_id": agency.id}).status_code == 403  # fmt: skip

@@ -36,6 +36,7 @@ def upgrade() -> None:
         "agency_terms",
         sa.Column("agency_id", sa.BigInteger(), nullable=False),
         sa.Column("file_format", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("report_format", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("fee_percent", sa.Numeric(precision=5, scale=2), server_default="0", nullable=False),
         sa.Column("sftp", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
