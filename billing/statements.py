@@ -311,6 +311,11 @@ def _zip(code: str) -> str:
     return f"{code[:5]}-{code[5:]}" if len(code) == 9 else code
 
 
+def _phone(number: str) -> str:
+    digits = "".join(c for c in number if c.isdigit())
+    return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}" if len(digits) == 10 else number
+
+
 def _name(patient: Patient) -> str:
     middle = f" {patient.middle_name[:1]}." if patient.middle_name else ""
     return f"{patient.first_name}{middle} {patient.last_name}"
@@ -373,7 +378,7 @@ def build_document(session: Session, settings: PatientBillingSettings, patient: 
     doc = StatementDocument(
         practice_name=practice_name,
         practice_address=address,
-        practice_phone=identity.contact_phone if identity else "",
+        practice_phone=_phone(identity.contact_phone) if identity else "",
         recipient_name=mailing.recipient_name,
         recipient_address=mailing.lines(),
         patient_name=_name(patient),

@@ -17,6 +17,7 @@ from billing import ledger, patient_payments, payment_plans, statements
 from billing.models import ClaimLine, Guarantor, PatientBillingSettings, Statement, StatementRun
 from tests.billing.factories import billing_practice, insured_patient
 from tests.billing.test_patient_payments import owed_visit
+from tests.billing.test_posting_cob import _primary_era, new_visit, post
 
 D = Decimal
 
@@ -118,7 +119,7 @@ def test_the_statement_pdf_is_in_storage_with_amounts_and_escalated_message(serv
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(services.storage.get(st.storage_key))).pages)
     for expected in ("Sunrise Family Practice", "STATEMENT", "Paul Guard", "9 Elm St", "$60.00", "$45.00", "$15.00",
                      "$150.00", "99213", "Over 120 days", "ACCOUNT PAST DUE 120 DAYS", "collection agency",
-                     "How to pay"):  # fmt: skip
+                     "How to pay", "(512) 555-0100"):  # fmt: skip
         assert expected in text, expected
     assert st.storage_key.startswith(f"practices/{bp.slug}/statements/run-{run_id}/")
 
@@ -190,3 +191,25 @@ def test_cycles_and_messages():
         0, 0, 30, 30, 60, 90, 90, 120, 120]  # fmt: skip
     assert statements.message_for(settings, 60) == "Pay now, please."
     assert statements.message_for(settings, 90).startswith("FINAL NOTICE")
+
+
+def test_a_credit_pays_the_pr_a_later_835_moves_to_the_patient(services, factory):
+    """Real posting: the patient paid ahead; the payer's 835 makes 39.00 the patient's (PR-1, PR-2); the statement
+    run applies the credit first, so nobody is billed and 11.00 of credit is left."""
+    bp = billing_practice(services, factory)
+    patient = insured_patient(services, bp, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        patient_payments.post_patient_payment(s, patient, D("50.00"), method="card", reference="auth 1",
+                                              received_on=date.today(), user_id=None)  # fmt: skip
+        s.commit()
+    v = new_visit(services, bp, patient)
+    post(services, bp, _primary_era(v, trace=f"T{v.claim_id}"))
+    with services.db.tenant_session(bp.slug) as s:
+        acct = patient_payments.account(s, patient)
+        assert (acct.patient_due, acct.credit, acct.insurance_balance) == (D("39.00"), D("50.00"), D("0.00"))
+    run_id, created = _run(services, bp)
+    with services.db.tenant_session(bp.slug) as s:
+        assert statements.run_statements(s, run_id) == []
+        assert ledger.patient_balance(s, patient).patient == D("0.00")
+        assert patient_payments.credit_balance(s, patient) == D("11.00")
+        assert s.get(StatementRun, run_id).batch_storage_key == ""  # nobody billed: no batch for the print vendor
