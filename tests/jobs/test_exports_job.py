@@ -19,6 +19,7 @@ from jobs.runtime import Runtime
 from tests.billing.factories import billing_practice, insured_patient
 from tests.billing.test_collections import FIXED, owed_visit, statements
 from tests.conftest import PROJECT_ROOT, login
+from tests.sftpserver import start_sftp_server, stop_sftp_server
 
 
 def _run_worker_burst(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -132,3 +133,33 @@ def test_daily_run_fans_out_to_practices_with_agencies(services, factory, job_ru
     assert served.slug in practices and unserved.slug not in practices
     for job in new_jobs:
         job.delete()
+
+
+def test_sftp_delivery_with_a_pinned_host_key(services, factory, job_runtime, tmp_path, monkeypatch):
+    root = tmp_path / "sftp-root"
+    (root / "keystone" / "inbox").mkdir(parents=True)
+    port, fingerprint, proc = start_sftp_server(root, "agency", "s3cret-pass")
+    try:
+        monkeypatch.setenv("MEDBILL_TEST_AGENCY_SFTP_PASSWORD", "s3cret-pass")
+        bp = billing_practice(services, factory)
+        agency = factory.agency([bp.slug])
+        pid = insured_patient(services, bp, factory)
+        owed_visit(services, bp, pid, days_ago=150)
+        statements(services, bp, pid, 3)
+        sftp = {
+            "transport": "sftp", "host": "127.0.0.1", "port": port, "username": "agency",
+            "password_env": "MEDBILL_TEST_AGENCY_SFTP_PASSWORD", "host_key_sha256": fingerprint,
+            "inbox": "keystone/inbox", "timeout": 5,
+        }  # fmt: skip
+        with services.db.tenant_session(bp.slug) as s:
+            collections.set_terms(s, bp.access, agency.id, {"sftp": sftp})
+            collections.approve(s, bp.access, pid, agency.id)
+            s.commit()
+        (entry,) = exports_job.export_placements(bp.slug, agency.id)["exports"]
+        assert entry["delivered"] is True
+        with services.db.tenant_session(bp.slug) as s:
+            export = s.get(AgencyExport, entry["export_id"])
+            assert export.delivered_sftp_at is not None
+        assert (root / "keystone" / "inbox" / export.filename).read_bytes() == services.storage.get(export.storage_key)
+    finally:
+        stop_sftp_server(proc)
