@@ -1,6 +1,6 @@
 """Documents over HTTP: a claim's documents (its EOB from each payment that posted it, those payments' EOBs and their
-835), a deposit's documents, the practice's documents list (EOBs now; more kinds as billing.documents registers
-them), and the download of one document.
+835, its appeal letters), a deposit's documents, the practice's documents list (EOBs, patient statements and appeal
+letters: the kinds billing.documents registers), and the download of one document.
 
 Permission `documents:read` (doctors, billers, company admins). An agency never sees documents of claims, and another
 tenant's practice is a 404. Lists carry `download_url`, a link to this API's download route: the download is audited
@@ -27,7 +27,8 @@ blp = Blueprint(
     "documents",
     __name__,
     url_prefix="/api/v1/practices/<slug>",
-    description="Documents of a practice: EOBs and 835 remittance files, with audited downloads",
+    description="Documents of a practice: EOBs, 835 remittance files, patient statements and appeal letters, with "
+    "audited downloads",
 )
 
 LINK_SECONDS = 300
@@ -35,7 +36,7 @@ LINK_SECONDS = 300
 
 class DocumentOut(Schema):
     id = fields.String(required=True, metadata={"description": "e.g. eob-12-345 (EOB of claim 345 in deposit 12)"})
-    kind = fields.String(required=True, metadata={"description": "eob, remittance_eob, 835, ..."})
+    kind = fields.String(required=True, metadata={"description": "eob, remittance_eob, 835, statement, appeal"})
     kind_label = fields.String(required=True)
     title = fields.String(required=True)
     filename = fields.String(required=True)
@@ -43,9 +44,22 @@ class DocumentOut(Schema):
     created_at = fields.DateTime(required=True)
     claim_id = fields.Integer(allow_none=True)
     deposit_id = fields.Integer(allow_none=True)
-    source = fields.String(required=True, metadata={"description": "who sent or made it (the payer)"})
-    reference = fields.String(required=True, metadata={"description": "check or EFT trace number"})
-    amount = Money(allow_none=True, metadata={"description": "what the claim was paid, or the payment's amount"})
+    source = fields.String(
+        required=True,
+        metadata={
+            "description": "who sent it or whom it is for: the payer (EOB, 835, appeal), the patient (statement)"
+        },
+    )
+    reference = fields.String(
+        required=True,
+        metadata={"description": "check or EFT trace number; a statement's account number; an appeal's payer claim "
+                  "number (see reference_label)"},
+    )  # fmt: skip
+    reference_label = fields.String(required=True, metadata={"description": "trace, account, payer claim number"})
+    amount = Money(
+        allow_none=True,
+        metadata={"description": "what the claim was paid, the payment's amount, or what a statement asked for"},
+    )
     download_url = fields.String(required=True, metadata={"description": "audited download: answers with a redirect"})
 
 
@@ -60,7 +74,7 @@ class DocumentPage(DocumentList):
 class DocumentArgs(PageArgs):
     kind = fields.String(
         load_default=None,
-        validate=validate.OneOf([k.name for k in documents.listed_kinds()]),
+        validate=validate.OneOf(list(documents.kind_choices())),
         metadata={"description": "only documents of this kind"},
     )
 
@@ -96,6 +110,7 @@ def document_out(doc: documents.Document, slug: str) -> dict:
         "deposit_id": doc.deposit_id,
         "source": doc.source,
         "reference": doc.reference,
+        "reference_label": doc.reference_label,
         "amount": doc.amount,
         "download_url": f"/api/v1/practices/{slug}/documents/{doc.id}/download",
     }
@@ -112,7 +127,7 @@ def _audit_list(session: Session, object_type: str, object_id, docs: list[docume
 @blp.response(200, DocumentList)
 def claim_documents(slug: str, claim_id: int):
     """A claim's documents: its EOB from each payment (deposit) that posted it, each of those payments' whole EOB and
-    their 835 remittance file (the payment's own transaction set), newest first."""
+    their 835 remittance file (the payment's own transaction set), and its appeal letters, newest first."""
     _no_agency()
     session = db_session()
     if session.scalar(select(Claim.id).where(Claim.id == claim_id)) is None:
@@ -143,7 +158,8 @@ def deposit_documents(slug: str, deposit_id: int):
 @blp.arguments(DocumentArgs, location="query")
 @blp.response(200, DocumentPage)
 def practice_documents(args, slug: str):
-    """The practice's documents, newest first: EOBs of claims and of whole payments (`kind` to pick one kind)."""
+    """The practice's documents, newest first: EOBs of claims and of whole payments, patient statements and appeal
+    letters (`kind` to pick one kind)."""
     _no_agency()
     session = db_session()
     docs, total = documents.practice_documents(
@@ -164,7 +180,7 @@ def practice_documents(args, slug: str):
 @blp.alt_response(302, description="Redirect to a short-lived link to the file (S3 presigned or signed local link)")
 def download_document(args, slug: str, doc_id: str):
     """Download one document (the `download_url` of a list): audited, then redirected to a short-lived link to the
-    file. 404 when there is no such document, or while an EOB is not rendered yet."""
+    file. 404 when there is no such document, or while its file is not in storage (an EOB not rendered yet)."""
     _no_agency()
     session = db_session()
     doc = documents.find_document(session, access().slug, doc_id)

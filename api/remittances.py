@@ -103,15 +103,13 @@ def _posting_position(posting_key: str | None) -> int | None:
 
 
 def download_url(deposit: Deposit) -> str | None:
-    """A short-lived link to the raw 835 the deposit came in; None while (or when) it is not in storage."""
-    if not deposit.storage_key:
+    """The audited documents route of the deposit's own 835 (its transaction set in its own envelope, not the file it
+    came in, which for a company-level upload may hold other practices' payments); the route records the download
+    and redirects to a short-lived link. None when the deposit has no stored 835 or the caller may not read
+    documents."""
+    if not deposit.storage_key or not access().can("documents:read"):
         return None
-    storage = current_app.extensions["medbill"].storage
-    name = deposit.storage_key.rsplit("/", 1)[-1] or f"835-{deposit.trace_number}.x12"
-    try:
-        return storage.presigned_url(deposit.storage_key, download_name=name)
-    except StorageError:
-        return None
+    return f"/api/v1/practices/{access().slug}/documents/835-{deposit.id}/download"
 
 
 # --- remark codes, from the raw 835 ---------------------------------------------------------------------------------
@@ -753,7 +751,11 @@ class RemittanceClaimOut(Schema):
 class DepositDetail(DepositOut):
     provider_adjustments = fields.List(fields.Nested(PlbOut), required=True)
     claims = fields.List(fields.Nested(RemittanceClaimOut), required=True)
-    download_url = fields.String(allow_none=True, metadata={"description": "short-lived link to the raw 835"})
+    download_url = fields.String(
+        allow_none=True,
+        metadata={"description": "the audited download of the payment's own 835 (answers with a redirect to a "
+                  "short-lived link)"},
+    )  # fmt: skip
 
 
 class ExceptionOut(Schema):
@@ -912,7 +914,7 @@ def list_remittances(args, slug: str):
 @blp.response(200, DepositDetail)
 def get_remittance(slug: str, deposit_id: int):
     """A deposit: the payment, its provider-level adjustments (PLB), each claim of the 835 with its outcome and the
-    ledger entries it posted (group-reason codes in words), and a short-lived link to the raw 835."""
+    ledger entries it posted (group-reason codes in words), and the audited download route of its own 835."""
     session = db_session()
     detail = deposit_detail(session, deposit_id)
     deposit = detail["deposit"]

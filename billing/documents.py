@@ -5,16 +5,25 @@ lookup table.
 
 The registry (`KINDS`) says, per kind of document, how to list it from the database: one SELECT with the standard
 columns below, filterable by claim and by deposit. The practice documents list, a claim's documents and a deposit's
-documents are unions of those SELECTs, so adding a kind (patient statements, appeal letters) is one `register()` call
-in the module that owns it, with no change here or in the API and portal:
+documents are unions of those SELECTs, so adding a kind is one `register()` call, with no change in the API and
+portal (their `?kind=` choices come from `kind_choices()`):
 
-    kind        the kind's name (also the first part of a document id)
-    object_id   what the document is of (a deposit for EOBs and 835s; a statement, a letter...)
-    claim_id    the claim it is about, when it is about one
-    created_at  when it came to be (newest first in lists)
-    source      who sent or made it, in words (the payer of a remittance)
-    reference   what a person quotes to find it (the check or EFT trace number)
-    amount      the money it is about, when there is one
+    kind         the kind's name (also the first part of a document id)
+    object_id    what the document is of (a deposit for EOBs and 835s; a statement, an appeal)
+    claim_id     the claim it is about, when it is about one (an EOB of a claim, an appeal letter)
+    created_at   when it came to be (newest first in lists)
+    source       who sent it or whom it is for, in words (the payer of a remittance or of an appeal, the patient of a
+                 statement)
+    reference    what a person quotes to find it (the check or EFT trace number, the patient's account number, the
+                 payer's claim number)
+    amount       the money it is about, when there is one
+    storage_key  where the file is, for kinds whose row records it (statements, appeal letters); empty for kinds whose
+                 key is derived from the ids (EOBs, 835s)
+
+Kinds: EOBs of a claim and of a whole payment and the payment's 835 (files of the EOB job and of intake); patient
+statements (billing.statements) and appeal letters (billing.appeals, a claim's). The last two are registered here,
+next to the others, reading the rows those services write: only a row that records its file (a storage key) is a
+document. A recorded key is used only when it lies under the practice's own prefix.
 
 A document id is `<kind>-<object_id>` or `<kind>-<object_id>-<claim_id>` (e.g. `eob-12-345`): stable, and checked
 against the database before anything is read from storage, so an id never addresses a key that is not the practice's.
@@ -34,7 +43,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, DateTime, Numeric, Select, String, case, cast, exists, false, func, literal, select
 from sqlalchemy.orm import Session
 
-from billing.models import Deposit, InboundFile, RemittanceClaim
+from billing.models import Appeal, Claim, Deposit, InboundFile, Patient, Payer, RemittanceClaim, Statement
 from integrations.storage import Storage, StorageKeyNotFound, practice_key
 from integrations.x12.reader import Interchange, Segment, X12Error, parse_envelopes, read_segments
 from integrations.x12.remit835 import content_key
@@ -79,6 +88,7 @@ class Document:
     created_at: datetime
     source: str
     reference: str
+    reference_label: str
     amount: Decimal | None
 
     @property
@@ -100,6 +110,10 @@ class DocumentKind:
     listed: bool = True
     # Makes sure the file is in storage before a download (a derived file cut on first use); None: nothing to do.
     prepare: Callable[[Session, Storage, Document], None] | None = None
+    # What `reference` is, in words ("trace" number of a payment, patient "account"...).
+    reference_label: str = "reference"
+    # Said after the title when the file is not in storage.
+    missing: str = "is not in storage"
 
 
 KINDS: dict[str, DocumentKind] = {}
@@ -120,8 +134,14 @@ def listed_kinds() -> list[DocumentKind]:
     return [k for k in KINDS.values() if k.listed]
 
 
+def kind_choices() -> dict[str, str]:
+    """The kinds a practice documents list can be narrowed to (name -> label, registry order): the one source of the
+    API's and the portal's `kind` choices."""
+    return {k.name: k.label for k in listed_kinds()}
+
+
 def standard_columns(
-    kind: str, *, object_id, claim_id=None, created_at, source=None, reference=None, amount=None
+    kind: str, *, object_id, claim_id=None, created_at, source=None, reference=None, amount=None, storage_key=None
 ) -> list:
     """The standard columns, typed alike so that the SELECTs of all kinds union."""
     return [
@@ -132,6 +152,7 @@ def standard_columns(
         cast(func.coalesce(source, ""), String).label("source"),
         cast(func.coalesce(reference, ""), String).label("reference"),
         cast(amount, Numeric(12, 2)).label("amount"),
+        cast(func.coalesce(storage_key, ""), String).label("storage_key"),
     ]
 
 
@@ -251,6 +272,8 @@ def era_file(data: bytes, set_content_key: str) -> bytes:
     raise NotFound("the stored 835 no longer holds this remittance's transaction set")
 
 
+_EOB_MISSING = "is not ready yet: EOBs are rendered shortly after the payment posts"
+
 register(
     DocumentKind(
         name="eob",
@@ -261,6 +284,8 @@ register(
             f"eob-claim-{row.claim_id}-{_safe_name(_trace(row))}.pdf",
             f"EOB of claim {row.claim_id} ({row.source or 'payer'}, trace {_trace(row)})",
         ),
+        reference_label="trace",
+        missing=_EOB_MISSING,
     ),
     of_deposit=True,
 )
@@ -274,6 +299,8 @@ register(
             f"eob-payment-{_safe_name(_trace(row))}.pdf",
             f"EOB of the payment {_trace(row)} ({row.source or 'payer'})",
         ),
+        reference_label="trace",
+        missing=_EOB_MISSING,
     ),
     of_deposit=True,
 )
@@ -290,8 +317,87 @@ register(
         content_type=X12,
         listed=False,
         prepare=ensure_era_file,
+        reference_label="trace",
     ),
     of_deposit=True,
+)
+
+
+# --- patient statements and appeal letters -------------------------------------------------------------------------
+
+
+def _statement_rows(claim_id: int | None, deposit_id: int | None) -> Select:
+    # A statement is the patient's, of all their visits: never one claim's or one payment's document.
+    query = (
+        select(
+            *standard_columns(
+                "statement",
+                object_id=Statement.id,
+                created_at=Statement.created_at,
+                source=func.concat_ws(" ", Patient.first_name, Patient.last_name),
+                reference=Patient.account_number,
+                amount=Statement.patient_balance,
+                storage_key=Statement.storage_key,
+            )
+        )
+        .join(Patient, Patient.id == Statement.patient_id)
+        .where(Statement.storage_key != "")
+    )
+    if claim_id is not None or deposit_id is not None:
+        query = query.where(false())
+    return query
+
+
+def _appeal_rows(claim_id: int | None, deposit_id: int | None) -> Select:
+    query = (
+        select(
+            *standard_columns(
+                "appeal",
+                object_id=Appeal.id,
+                claim_id=Appeal.claim_id,
+                created_at=Appeal.created_at,
+                source=Payer.name,
+                reference=Claim.payer_claim_number,
+                storage_key=Appeal.storage_key,
+            )
+        )
+        .join(Claim, Claim.id == Appeal.claim_id)
+        .outerjoin(Payer, Payer.id == Claim.payer_id)
+        # The letter is a document once its PDF is stored (the service records the key after the upload).
+        .where(Appeal.storage_key != "")
+    )
+    if claim_id is not None:
+        query = query.where(Appeal.claim_id == claim_id)
+    if deposit_id is not None:
+        query = query.where(false())
+    return query
+
+
+register(
+    DocumentKind(
+        name="statement",
+        label="Patient statement",
+        rows=_statement_rows,
+        describe=lambda slug, row: (
+            row.storage_key,
+            f"statement-{row.object_id}-{row.created_at:%Y-%m-%d}.pdf",
+            f"Statement {row.object_id} for {row.source} (account {row.reference})",
+        ),
+        reference_label="account",
+    )
+)
+register(
+    DocumentKind(
+        name="appeal",
+        label="Appeal letter",
+        rows=_appeal_rows,
+        describe=lambda slug, row: (
+            row.storage_key,
+            f"appeal-{row.object_id}-claim-{row.claim_id}.pdf",
+            f"Appeal letter {row.object_id} of claim {row.claim_id} (to {row.source or 'the payer'})",
+        ),
+        reference_label="payer claim number",
+    )
 )
 
 
@@ -318,6 +424,7 @@ def _document(slug: str, row) -> Document:
         created_at=row.created_at,
         source=row.source,
         reference=row.reference,
+        reference_label=kind.reference_label,
         amount=row.amount,
     )
 
@@ -347,7 +454,8 @@ def practice_documents(
 
 
 def claim_documents(session: Session, slug: str, claim_id: int) -> list[Document]:
-    """Every document about the claim: its EOB from each deposit that posted it, those payments' EOBs and 835s."""
+    """Every document about the claim: its EOB from each deposit that posted it, those payments' EOBs and 835s, and
+    its appeal letters."""
     return [_document(slug, r) for r in session.execute(_ordered(_union(list(KINDS.values()), claim_id=claim_id)))]
 
 
@@ -370,7 +478,11 @@ def find_document(session: Session, slug: str, doc_id: str) -> Document:
     row = session.execute(query.limit(1)).one_or_none()
     if row is None:
         raise NotFound(f"document {doc_id!r} not found")
-    return _document(slug, row)
+    document = _document(slug, row)
+    # A key recorded on a row is used only under the practice's own prefix (derived keys always are).
+    if not document.storage_key.startswith(f"practices/{slug}/"):
+        raise NotFound(f"document {doc_id!r} not found")
+    return document
 
 
 def download_link(session: Session, storage: Storage, document: Document, *, expires_in: int = 300) -> str:
@@ -382,10 +494,7 @@ def download_link(session: Session, storage: Storage, document: Document, *, exp
     try:
         return storage.presigned_url(document.storage_key, expires_in=expires_in, download_name=document.filename)
     except StorageKeyNotFound as exc:
-        raise NotFound(
-            f"{document.title} is not ready yet: EOBs are rendered shortly after the payment posts",
-            errors={"document": ["not in storage yet"]},
-        ) from exc
+        raise NotFound(f"{document.title} {kind.missing}", errors={"document": ["not in storage yet"]}) from exc
 
 
 def audited_download(

@@ -1,6 +1,6 @@
 """Document pages on the portal blueprint, for everyone who may read a practice's documents (doctors, billers,
-company admins): the practice's documents list (EOBs, newest first, by kind), a claim's and a deposit's documents,
-and the download of one document.
+company admins): the practice's documents list (EOBs, patient statements and appeal letters, newest first, by kind),
+a claim's documents (with its appeal letters) and a deposit's documents, and the download of one document.
 
 Access is resolved like the claims pages, with "documents:read" (an agency, which sees only placed accounts, never
 sees them: 404). The lists come from billing.documents (the registry of kinds, shared with the API); a download
@@ -60,9 +60,9 @@ def documents_list(slug: str):
     access = _access(slug, "documents:read")
     s = tenant_db(access)
     page = _page_arg()
-    kinds = documents.listed_kinds()
+    kinds = documents.kind_choices()
     kind = request.args.get("kind", "")
-    kind = kind if kind in {k.name for k in kinds} else ""
+    kind = kind if kind in kinds else ""
     items, total = documents.practice_documents(s, access.slug, kind=kind or None, page=page, per_page=PER_PAGE)
     _list_audit(s, access, "document", None, items, kind=kind or None, page=page)
     s.commit()
@@ -72,7 +72,7 @@ def documents_list(slug: str):
         items=items,
         kinds=kinds,
         kind=kind,
-        kind_label=next((k.label for k in kinds if k.name == kind), ""),
+        kind_label=kinds.get(kind, ""),
         total=total,
         page=page,
         pages=max(1, math.ceil(total / PER_PAGE)),
@@ -95,7 +95,8 @@ def claim_documents(slug: str, claim_id: int):
         access=access,
         items=items,
         heading=f"Documents of claim {claim_id}",
-        intro="The claim's EOB from each payment that posted it, each of those payments' EOB and their 835 file.",
+        intro="The claim's EOB from each payment that posted it, each of those payments' EOB and their 835 file, "
+        "and the claim's appeal letters.",
         crumb=url_for("portal.claim_documents", slug=access.slug, claim_id=claim_id),
         claim_id=claim_id,
         can_see_claim=access.can("claims:read"),

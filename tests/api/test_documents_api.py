@@ -1,8 +1,10 @@
-"""Documents over HTTP: a claim's and a deposit's documents (EOBs and the 835) and the practice documents list, for
-every role that may read documents (doctors included) and refused to agencies and other tenants; every download is
-audited and lands on the file's bytes (an S3 presigned URL here; the app's signed file link with local storage); the
-835 handed out is the deposit's own transaction set, never the whole file it came in. EOBs are rendered by the real
-EOB job function, in this process, into the test's S3."""
+"""Documents over HTTP: a claim's and a deposit's documents (EOBs, the 835, a claim's appeal letters) and the practice
+documents list (EOBs, patient statements, appeal letters), for every role that may read documents (doctors included)
+and refused to agencies and other tenants; every download is audited and lands on the file's bytes (an S3 presigned
+URL here; the app's signed file link with local storage); the 835 handed out is the deposit's own transaction set,
+never the whole file it came in. EOBs are rendered by the real EOB job function, in this process, into the test's S3;
+the appeal letter is written by billing.appeals on the item billing.denials derived from the posted 835, and the
+statements by a billing.statements run."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import dataclasses
 import io
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -17,14 +20,19 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 import jobs.eob
-from billing import documents
-from billing.models import Deposit, InboundFile, RemittanceClaim
+from billing import appeals, denials, documents, statements
+from billing.models import Appeal, Claim, DenialItem, Deposit, InboundFile, Patient, Payer, RemittanceClaim, Statement
 from integrations.x12.remit835 import parse_835
 from jobs.runtime import Runtime
+from medbill.errors import NotFound
 from tenants.models import AuditEntry, BillingCompany, Practice
 from tenants.registry import get_practice
-from tests.api.test_remittances_api import _measure, posted_practice
+from tests.api.test_remittances_api import Posted, _measure, posted_practice
+from tests.billing.factories import insured_patient
+from tests.billing.test_patient_payments import owed_visit
 from tests.conftest import login
+
+ARGUMENT = "The extended visit and the ECG were medically necessary: the HbA1c was 9.4 on the day of the visit."
 
 
 @contextmanager
@@ -43,11 +51,43 @@ def render_eobs(services, slug: str, deposit_id: int) -> dict:
     return result
 
 
-@pytest.fixture(scope="module")
-def posted(services, factory, tmp_path_factory):
+@dataclass
+class Documented(Posted):
+    appeal_id: int = 0  # the appeal letter of the denied claim
+    owing_patient_id: int = 0  # owes 25.00 after insurance: statemented by the run
+    statement_ids: tuple[int, ...] = ()  # every statement of the run
+
+
+def documented_practice(services, factory, tmp_path_factory) -> Documented:
+    """A posted practice with its EOBs rendered, an appeal letter of the denied claim (billing.appeals, on the work
+    item billing.denials derived from the 835) and a statement run (billing.statements) that bills a patient who owes
+    25.00 after insurance (and whoever else the 835 left owing)."""
     p = posted_practice(services, factory, tmp_path_factory)
     render_eobs(services, p.bp.slug, p.deposit_id)
-    return p
+    owing = insured_patient(services, p.bp, factory)
+    owed_visit(services, p.bp, owing, days_ago=40, owes=("20.00", "5.00"))
+    with services.db.tenant_session(p.bp.slug) as s:
+        denials.sync(s)
+        item = s.scalars(
+            select(DenialItem)
+            .where(DenialItem.claim_id == p.denied_claim_id, DenialItem.kind == "denial")
+            .order_by(DenialItem.id)
+        ).first()
+        appeal = appeals.create_appeal(s, p.bp.access, item.id, argument=ARGUMENT, storage=services.storage)
+        run, created = statements.start_run(s, p.bp.access)
+        s.commit()
+        assert created
+        statements.execute_run(s, run.id, practice_slug=p.bp.slug, storage=services.storage)
+        s.commit()
+        statement_ids = tuple(sorted(s.scalars(select(Statement.id).where(Statement.run_id == run.id))))
+        assert s.scalar(select(Statement.id).where(Statement.patient_id == owing)) in statement_ids
+        fields = {f.name: getattr(p, f.name) for f in dataclasses.fields(Posted)}
+        return Documented(**fields, appeal_id=appeal.id, owing_patient_id=owing, statement_ids=statement_ids)
+
+
+@pytest.fixture(scope="module")
+def posted(services, factory, tmp_path_factory) -> Documented:
+    return documented_practice(services, factory, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +244,10 @@ def test_practice_documents_list(client, services, posted, roles):
     headers = login(client, roles["doctor"])
     body = client.get(f"{_base(posted)}/documents?per_page=200", headers=headers).get_json()
     kinds = {i["kind"] for i in body["items"]}
-    assert kinds == {"eob", "remittance_eob"}  # EOBs; the raw 835 is offered beside its claim or deposit
-    assert body["meta"]["total"] == len(_posted_claims(services, posted)) + 1 == len(body["items"])
+    # EOBs, statements and appeal letters; the raw 835 is offered beside its claim or deposit.
+    assert kinds == {"eob", "remittance_eob", "statement", "appeal"}
+    expected = len(_posted_claims(services, posted)) + 1 + len(posted.statement_ids) + 1
+    assert body["meta"]["total"] == expected == len(body["items"])
     stamps = [i["created_at"] for i in body["items"]]
     assert stamps == sorted(stamps, reverse=True)
     only = client.get(f"{_base(posted)}/documents?kind=eob&per_page=2&page=2", headers=headers).get_json()
@@ -307,3 +349,152 @@ def test_lists_do_not_query_per_document(client, services, posted, roles):
     assert one[1] == 1 and many[1] > 3 and one[0] == many[0]
     claim = _measure(client, services, f"{_base(posted)}/deposits/{posted.deposit_id}/documents", headers)
     assert claim[1] > 3 and claim[0] <= one[0] + 1
+
+
+# --- patient statements and appeal letters --------------------------------------------------------------------------
+
+
+def _appeal_doc_id(posted) -> str:
+    return f"appeal-{posted.appeal_id}-{posted.denied_claim_id}"
+
+
+def _owing_statement(services, posted) -> tuple[Statement, Patient]:
+    with services.db.tenant_session(posted.bp.slug) as s:
+        statement, patient = s.execute(
+            select(Statement, Patient)
+            .join(Patient, Patient.id == Statement.patient_id)
+            .where(Statement.patient_id == posted.owing_patient_id)
+        ).one()
+        s.expunge_all()
+        return statement, patient
+
+
+def test_a_doctor_lists_statements_and_appeal_letters_by_kind(client, services, posted, roles):
+    headers = login(client, roles["doctor"])
+    statement, patient = _owing_statement(services, posted)
+    body = client.get(f"{_base(posted)}/documents?kind=statement&per_page=200", headers=headers).get_json()
+    assert body["meta"]["total"] == len(posted.statement_ids) == len(body["items"])
+    assert sorted(i["id"] for i in body["items"]) == sorted(f"statement-{n}" for n in posted.statement_ids)
+    item = next(i for i in body["items"] if i["id"] == f"statement-{statement.id}")
+    assert (item["kind"], item["kind_label"], item["content_type"]) == (
+        "statement",
+        "Patient statement",
+        "application/pdf",
+    )
+    assert item["claim_id"] is None and item["deposit_id"] is None
+    assert item["source"] == f"{patient.first_name} {patient.last_name}"
+    assert (item["reference"], item["reference_label"]) == (patient.account_number, "account")
+    assert Decimal(item["amount"]) == statement.patient_balance == Decimal("25.00")
+    assert item["filename"].startswith(f"statement-{statement.id}-") and item["filename"].endswith(".pdf")
+    assert item["download_url"] == f"{_base(posted)}/documents/statement-{statement.id}/download"
+
+    body = client.get(f"{_base(posted)}/documents?kind=appeal", headers=headers).get_json()
+    (letter,) = body["items"]
+    assert body["meta"]["total"] == 1
+    with services.db.tenant_session(posted.bp.slug) as s:
+        claim = s.get(Claim, posted.denied_claim_id)
+        payer_name = s.get(Payer, claim.payer_id).name
+        appeal = s.get(Appeal, posted.appeal_id)
+        assert letter["created_at"] == appeal.created_at.isoformat()
+    assert letter["id"] == _appeal_doc_id(posted) and letter["kind_label"] == "Appeal letter"
+    assert letter["claim_id"] == posted.denied_claim_id and letter["deposit_id"] is None
+    assert letter["source"] == payer_name and letter["reference"] == (claim.payer_claim_number or "")
+    assert letter["filename"] == f"appeal-{posted.appeal_id}-claim-{posted.denied_claim_id}.pdf"
+    assert letter["amount"] is None
+    # The kind choices are the registry's listed kinds, in the API's schema too.
+    spec = client.get("/api/openapi.json").get_json()
+    params = spec["paths"]["/api/v1/practices/{slug}/documents"]["get"]["parameters"]
+    (kind,) = [p for p in params if p["name"] == "kind"]
+    choices = [k for k in kind["schema"]["enum"] if k is not None]  # None: no filter
+    assert choices == list(documents.kind_choices()) == ["eob", "remittance_eob", "statement", "appeal"]
+
+
+def test_statement_and_appeal_letter_downloads_are_audited_pdfs(client, services, posted, roles):
+    headers = login(client, roles["doctor"])
+    statement, patient = _owing_statement(services, posted)
+    before = len(_audits(services, posted.bp.slug, "download"))
+
+    response = client.get(f"{_base(posted)}/documents/statement-{statement.id}/download", headers=headers)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    data = _fetch(response.headers["Location"])
+    assert data == services.storage.get(statement.storage_key)
+    text = " ".join(_pdf_text(data).split())
+    assert patient.account_number in text and "Amount due" in text and "25.00" in text
+
+    response = client.get(f"{_base(posted)}/documents/{_appeal_doc_id(posted)}/download", headers=headers)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    data = _fetch(response.headers["Location"])
+    with services.db.tenant_session(posted.bp.slug) as s:
+        key = s.get(Appeal, posted.appeal_id).storage_key
+    assert data == services.storage.get(key)
+    text = " ".join(_pdf_text(data).split())
+    assert f"claim {posted.denied_claim_id}" in text and "HbA1c was 9.4" in text
+
+    entries = _audits(services, posted.bp.slug, "download")[before:]
+    assert [(e.object_type, e.object_id) for e in entries] == [
+        ("document", f"statement-{statement.id}"),
+        ("document", _appeal_doc_id(posted)),
+    ]
+    assert entries[0].detail["kind"] == "statement" and entries[0].detail["claim_id"] is None
+    assert entries[1].detail["kind"] == "appeal" and entries[1].detail["claim_id"] == posted.denied_claim_id
+    assert all(e.user_id is not None for e in entries)
+
+
+def test_a_claims_documents_include_its_appeal_letter(client, services, posted, roles):
+    for email in (roles["doctor"], posted.bp.biller_email):
+        response = client.get(f"{_base(posted)}/claims/{posted.denied_claim_id}/documents",
+                              headers=login(client, email))  # fmt: skip
+        assert response.status_code == 200, response.get_json()
+        items = response.get_json()["items"]
+        letters = [i for i in items if i["kind"] == "appeal"]
+        assert [i["id"] for i in letters] == [_appeal_doc_id(posted)]
+        assert "statement" not in {i["kind"] for i in items}  # a statement is the patient's, not one claim's
+    # Neither another claim's list nor a payment's carries the letter.
+    for url in (f"claims/{posted.paid_claim_id}/documents", f"deposits/{posted.deposit_id}/documents"):
+        items = client.get(f"{_base(posted)}/{url}", headers=login(client, roles["doctor"])).get_json()["items"]
+        assert items and not {i["kind"] for i in items} & {"appeal", "statement"}
+
+
+def test_statements_and_letters_are_refused_to_agencies_and_other_tenants(client, services, world, posted, roles):
+    statement, _patient = _owing_statement(services, posted)
+    urls = [
+        f"{_base(posted)}/documents?kind=statement",
+        f"{_base(posted)}/documents?kind=appeal",
+        f"{_base(posted)}/claims/{posted.denied_claim_id}/documents",
+        f"{_base(posted)}/documents/statement-{statement.id}/download",
+        f"{_base(posted)}/documents/{_appeal_doc_id(posted)}/download",
+    ]
+    before = len(_audits(services, posted.bp.slug, "download"))
+    # A doctor of another practice, and other tenants: 404; the agency placed there holds no documents:read: 403.
+    for who, status in [(world.users["doctor_a"], 404), (world.users["biller_y"], 404), (roles["agency"], 403)]:
+        headers = login(client, who)
+        for url in urls:
+            response = client.get(url, headers=headers)
+            assert response.status_code == status, (who, url, response.status_code)
+            assert "statement-" not in response.get_data(as_text=True)
+    assert len(_audits(services, posted.bp.slug, "download")) == before
+    # Ids that do not match the data: a letter named with another claim, a statement named with a claim.
+    headers = login(client, roles["doctor"])
+    for bad in (f"appeal-{posted.appeal_id}-{posted.paid_claim_id}", f"appeal-{posted.appeal_id}",
+                f"statement-{statement.id}-{posted.denied_claim_id}", "statement-999999"):  # fmt: skip
+        assert client.get(f"{_base(posted)}/documents/{bad}/download", headers=headers).status_code == 404, bad
+
+
+def test_only_rows_that_record_their_file_under_the_practice_are_documents(services, posted):
+    """An appeal whose PDF was never stored (no key) is not a document; a key outside the practice's prefix is never
+    handed out. (Changed inside a transaction that is rolled back.)"""
+    statement, _patient = _owing_statement(services, posted)
+    slug = posted.bp.slug
+    with services.db.tenant_session(slug) as s:
+        s.get(Appeal, posted.appeal_id).storage_key = ""
+        s.get(Statement, statement.id).storage_key = "practices/someone-else/statements/x.pdf"
+        s.flush()
+        listed, total = documents.practice_documents(s, slug, kind="appeal")
+        assert (listed, total) == ([], 0)
+        assert not [d for d in documents.claim_documents(s, slug, posted.denied_claim_id) if d.kind == "appeal"]
+        with pytest.raises(NotFound):
+            documents.find_document(s, slug, _appeal_doc_id(posted))
+        with pytest.raises(NotFound):
+            documents.find_document(s, slug, f"statement-{statement.id}")
+        s.rollback()
+        assert documents.find_document(s, slug, f"statement-{statement.id}").storage_key == statement.storage_key

@@ -1,11 +1,12 @@
-"""Remittances over HTTP: deposits list and detail (payment, PLB, each claim with what it posted, the raw 835's link),
-posting exceptions, the denial queue (reasons and remarks in words, filters, sorting), a claim's ledger equal to the
-ledger to the cent, flat query counts, audit, and tenant isolation. The data is real: claims go through the sandbox
-clearinghouse, whose 835 (edited to force a claim denial, a line denial and an unknown claim) is taken in by
-billing.edi_intake.intake."""
+"""Remittances over HTTP: deposits list and detail (payment, PLB, each claim with what it posted, the audited download
+of its own 835), posting exceptions, the denial queue (reasons and remarks in words, filters, sorting), a claim's ledger
+equal to the ledger to the cent, flat query counts, audit, and tenant isolation. The data is real: claims go through
+the sandbox clearinghouse, whose 835 (edited to force a claim denial, a line denial and an unknown claim) is taken in
+by billing.edi_intake.intake."""
 
 from __future__ import annotations
 
+import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -187,6 +188,16 @@ def _audit_actions(services, slug: str) -> set[tuple[str, str | None, str]]:
 # --- tests ----------------------------------------------------------------------------------------------------------
 
 
+def test_remittance_download_url_is_the_audited_835_of_the_deposit(client, services, posted, headers):
+    body = client.get(f"{_base(posted.bp)}/remittances/{posted.deposit_id}", headers=headers).get_json()
+    response = client.get(body["download_url"], headers=headers)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with urllib.request.urlopen(response.headers["Location"], timeout=10) as fetched:  # noqa: S310 - the test's S3
+        (remittance,) = parse_835(fetched.read())
+    assert remittance.trace_number == "REMITAPI01" and remittance.content_key == parse_835(posted.text)[0].content_key
+    assert ("document", f"835-{posted.deposit_id}", "download") in _audit_actions(services, posted.bp.slug)
+
+
 def test_remittance_list_shows_the_payment_and_counts(client, services, posted, headers):
     response = client.get(f"{_base(posted.bp)}/remittances", headers=headers)
     assert response.status_code == 200, response.get_json()
@@ -208,7 +219,9 @@ def test_remittance_detail_is_what_the_ledger_holds(client, services, posted, he
     body = response.get_json()
     (remittance,) = parse_835(posted.text)
     assert body["amount"] == _money(remittance.total_payment)
-    assert body["download_url"].startswith("http") and "era-8001.835" in body["download_url"]
+    # The deposit's own 835 through the audited documents route, not a direct link to the whole stored file.
+    download = f"{_base(posted.bp)}/documents/835-{posted.deposit_id}/download"
+    assert body["download_url"] == download
     assert [c["outcome"] for c in body["claims"]] == ["posted", "posted", "posted", "posted", "exception"]
     unknown = body["claims"][-1]
     assert unknown["claim_id"] is None and UNKNOWN_PCN in unknown["exception_reason"] and unknown["posted"] == []
