@@ -19,7 +19,7 @@ from api.setup import Id, Money
 from billing import patient_payments, patients, payment_plans, statements
 from billing.models import PaymentPlan, Statement, StatementRun
 from integrations.storage import StorageError
-from medbill.errors import NotFound
+from medbill.errors import Invalid, NotFound
 from tenants import audit
 
 blp = Blueprint(
@@ -388,6 +388,8 @@ def list_runs(slug: str):
 def start_run(body, slug: str):
     """Start the statement run of the current cycle (a background job on the `statements` queue). A cycle has one
     run: when it already has one, nothing starts and the answer says so, with that run."""
+    if body["statement_date"] is not None and body["statement_date"] > date.today():
+        raise Invalid("a statement run cannot be dated in the future", errors={"statement_date": ["today or earlier"]})
     services = current_app.extensions["medbill"]
     session = db_session()
     run, created = statements.start_run(session, access(), today=body["statement_date"], trigger="user")

@@ -140,3 +140,6 @@ def test_statement_run_date_picks_an_earlier_cycle(client, bp, headers):
     day = (date.today() - timedelta(days=400)).isoformat()
     r = client.post(f"{_base(bp)}/statement-runs", headers=headers, json={"statement_date": day})
     assert r.status_code == 202 and r.get_json()["created"] and r.get_json()["run"]["statement_date"] == day
+    future = client.post(f"{_base(bp)}/statement-runs", headers=headers,
+                         json={"statement_date": (date.today() + timedelta(days=1)).isoformat()})  # fmt: skip
+    assert future.status_code == 422 and "statement_date" in future.get_json()["errors"]
