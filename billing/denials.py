@@ -225,9 +225,31 @@ def sync(session: Session) -> dict:
             .returning(DenialItem.id)
         )
         added += new_id is not None
-    settled = _settle_repaid(session)
+    settled = _supersede(session) + _settle_repaid(session) + _settle_resolved_underpayments(session)
     session.flush()
     return {"added": added, "settled": settled}
+
+
+def _supersede(session: Session) -> int:
+    """A later remittance denied the line again: its new item carries the work on; the open older one closes.
+    (An item under appeal stays until its outcome is recorded.)"""
+    newer = aliased(DenialItem)
+    result = session.execute(
+        update(DenialItem)
+        .where(
+            DenialItem.kind == "denial",
+            DenialItem.status == "open",
+            exists().where(
+                newer.claim_line_id == DenialItem.claim_line_id,
+                newer.kind == "denial",
+                newer.remittance_claim_id > DenialItem.remittance_claim_id,
+            ),
+        )
+        .values(status="closed", action="superseded", closed_at=func.now(),
+                action_detail={"settled_by": "a later remittance denied the line again"})
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    return result.rowcount or 0
 
 
 def _settle_repaid(session: Session) -> int:
@@ -254,6 +276,22 @@ def _settle_repaid(session: Session) -> int:
         .values(status="closed", action="paid", closed_at=func.now(), action_detail={"settled_by": "remittance"})
         .execution_options(synchronize_session=False)
     )
+    return result.rowcount or 0
+
+
+def _settle_resolved_underpayments(session: Session) -> int:
+    """Close underpayment items whose line a biller resolved in the underpayment queue itself."""
+    result = session.execute(
+        update(DenialItem)
+        .where(
+            DenialItem.kind == "underpayment",
+            DenialItem.status == "open",
+            exists().where(Underpayment.id == DenialItem.underpayment_id, Underpayment.status == "resolved"),
+        )
+        .values(status="closed", action="resolved", closed_at=func.now(),
+                action_detail={"settled_by": "underpayment queue"})
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
     return result.rowcount or 0
 
 

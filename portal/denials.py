@@ -39,6 +39,8 @@ ACTION_WORDS = {
     "billed_patient": "Billed to the patient",
     "appeal_overturned": "Appeal overturned",
     "paid": "Paid by a later remittance",
+    "resolved": "Resolved in the underpayment queue",
+    "superseded": "Denied again by a later remittance (see the newer item)",
 }
 SORT_WORDS = {
     "-age": "oldest first",
@@ -126,23 +128,9 @@ def _failed(s, exc: DomainError, access: PracticeAccess, item_id: int):
     return _to_item(access, item_id)
 
 
-def denial_work_counts(access: PracticeAccess | None) -> dict[str, int] | None:
-    """Open items and follow-ups for the home page; None when the caller may not read claims."""
-    if access is None:
-        return None
-    try:
-        claims_access = _access(access.slug, "claims:read")
-    except (Forbidden, NotFound):
-        return None
-    s = tenant_db(claims_access)
-    found = denials.list_items(s, denials.QueueFilters(status="open"), per_page=1)
-    return {"open": found["total"], "follow_ups": followup.open_count(s)}
-
-
 @bp.context_processor
 def _denial_template_globals():
     return {
-        "denial_work_counts": denial_work_counts,
         "denial_status_word": lambda st: STATUS_WORDS.get(st, st),
         "denial_kind_word": lambda k: KIND_WORDS.get(k, k),
         "denial_action_word": lambda a: ACTION_WORDS.get(a, a or ""),

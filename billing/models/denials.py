@@ -72,7 +72,7 @@ class DenialItem(TenantBase):
         CheckConstraint("status IN ('open', 'appealed', 'closed')", name="status"),
         CheckConstraint(
             "action IS NULL OR action IN ('corrected', 'voided', 'written_off', 'billed_patient', "
-            "'appeal_overturned', 'paid')",
+            "'appeal_overturned', 'paid', 'resolved', 'superseded')",
             name="action",
         ),
         Index("ix_denial_items_status", "status"),

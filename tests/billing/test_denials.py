@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from billing import claims as claim_service
-from billing import denials, ledger, submissions
+from billing import denials, ledger, submissions, underpayments
 from billing.claim_status import transition
 from billing.edi_intake import ALL_KINDS, intake
 from billing.models import Claim, ClaimLine, DenialItem, DenialNote, LedgerEntry
@@ -146,8 +146,10 @@ class Denied:
         return self.claim_ids[3]
 
 
-def denied_practice(services, factory, tmp_path_factory, st02: str = "7001") -> Denied:
-    bp, era = sandbox_era(services, factory, tmp_path_factory)
+def denied_practice(services, factory, tmp_path_factory, st02: str = "7001", *, spare: bool = False) -> Denied:
+    """Four denied claims (see the properties of Denied); with `spare`, two more denied the same way as the first
+    and the fourth (blocks 4 and 5), for tests that need claims of their own."""
+    bp, era = sandbox_era(services, factory, tmp_path_factory, claims=6 if spare else 4)
     _head, _header, blocks, _plb, _tail = _split(era)
     edited = [
         deny_lines(blocks[0], None, group="CO", reason="50", status="4"),
@@ -155,6 +157,11 @@ def denied_practice(services, factory, tmp_path_factory, st02: str = "7001") -> 
         deny_lines(blocks[2], None, group="CO", reason="16", status="4"),
         deny_lines(blocks[3], [0], group="CO", reason="50"),
     ]
+    if spare:
+        edited += [
+            deny_lines(blocks[4], None, group="CO", reason="50", status="4"),
+            deny_lines(blocks[5], [0], group="CO", reason="50"),
+        ]
     applied = post_835(services, bp, _build(era, edited, st02=st02, trace=f"DENY{st02}"), f"era-{st02}.835")
     with services.db.shared_session() as s:
         company = s.scalar(select(BillingCompany).where(BillingCompany.slug == bp.company_slug))
@@ -165,7 +172,7 @@ def denied_practice(services, factory, tmp_path_factory, st02: str = "7001") -> 
 
 @pytest.fixture(scope="module")
 def denied(services, factory, tmp_path_factory) -> Denied:
-    d = denied_practice(services, factory, tmp_path_factory)
+    d = denied_practice(services, factory, tmp_path_factory, spare=True)
     with services.db.tenant_session(d.bp.slug) as s:
         denials.sync(s)
         s.commit()
@@ -205,10 +212,14 @@ def test_queue_groups_by_reason_and_payer_and_filters(services, denied):
     with services.db.tenant_session(denied.bp.slug) as s:
         found = denials.list_items(s, denials.QueueFilters(kind="denial"), per_page=100)
         by_code = {r["code"]: r for r in found["reasons"]}
-        assert by_code["CO-50"]["count"] == 3 and by_code["CO-16"]["count"] == 2 and by_code["PI-204"]["count"] == 1
+        assert by_code["CO-50"]["count"] == 6 and by_code["CO-16"]["count"] == 2 and by_code["PI-204"]["count"] == 1
         assert "medical necessity" in by_code["CO-50"]["description"]
         (payer,) = found["payers"]
-        assert (payer["payer_id"], payer["name"], payer["count"]) == (denied.bp.payer_id, "Acme Health Plan", 6)
+        assert (payer["payer_id"], payer["name"], payer["count"]) == (
+            denied.bp.payer_id,
+            "Acme Health Plan",
+            found["total"],
+        )
         assert payer["amount"] == sum((i["amount"] for i in found["items"]), Decimal(0))
         co16 = denials.list_items(s, denials.QueueFilters(kind="denial", reason="co-16"))
         assert {i["claim_id"] for i in co16["items"]} == {denied.missing_info_claim} and co16["total"] == 2
@@ -216,7 +227,7 @@ def test_queue_groups_by_reason_and_payer_and_filters(services, denied):
         big = denials.list_items(s, denials.QueueFilters(kind="denial", min_amount=Decimal("100.00")))
         assert big["total"] >= 1 and all(i["amount"] >= Decimal("100.00") for i in big["items"])
         assert denials.list_items(s, denials.QueueFilters(kind="denial", min_age=10_000))["total"] == 0
-        assert denials.list_items(s, denials.QueueFilters(kind="denial", max_age=10_000))["total"] == 6
+        assert denials.list_items(s, denials.QueueFilters(kind="denial", max_age=10_000))["total"] == found["total"]
         by_amount = denials.list_items(s, denials.QueueFilters(kind="denial", sort="-amount"))["items"]
         assert [i["amount"] for i in by_amount] == sorted((i["amount"] for i in by_amount), reverse=True)
 
@@ -316,16 +327,37 @@ def test_bill_the_patient_moves_the_denied_amount(services, denied):
         assert entry.amount == item.charge and item.action == "billed_patient"
 
 
-def test_void_needs_confirmation(services, factory, tmp_path_factory):
-    d = denied_practice(services, factory, tmp_path_factory, st02="7002")
-    with services.db.tenant_session(d.bp.slug) as s:
-        denials.sync(s)
-        item = items_of(s, d.medical_necessity_claim)[0]
+def test_void_needs_confirmation(services, denied):
+    with services.db.tenant_session(denied.bp.slug) as s:
+        item = items_of(s, denied.claim_ids[4])[0]
         with pytest.raises(Invalid):
-            denials.close(s, d.bp.access, item.id, "void")
+            denials.close(s, denied.bp.access, item.id, "void")
         with pytest.raises(Invalid):
-            denials.close(s, d.bp.access, item.id, "appeal")
-        denials.close(s, d.bp.access, item.id, "void", reason="billed in error", confirm=True)
+            denials.close(s, denied.bp.access, item.id, "appeal")
+        denials.close(s, denied.bp.access, item.id, "void", reason="billed in error", confirm=True)
         s.commit()
         void = s.get(Claim, item.action_detail["correction_claim_id"])
         assert void.frequency_code == "8" and void.payer_claim_number == s.get(Claim, item.claim_id).payer_claim_number
+
+
+def test_later_payment_and_resolved_underpayments_settle_items(services, denied):
+    # The payer pays the claim whose first line it had denied: the item is settled by the remittance.
+    post_835(services, denied.bp, _build(denied.era, [denied.blocks[5]], st02="7003", trace="REPAID7003"), "era-7003")
+    with services.db.tenant_session(denied.bp.slug) as s:
+        item = items_of(s, denied.claim_ids[5])[0]  # its first line, the one edited to CO-50
+        assert item.status == "open" and item.reason_codes == ["CO-50"]
+        under = s.scalars(
+            select(DenialItem).where(DenialItem.kind == "underpayment", DenialItem.status == "open")
+        ).first()
+        underpayments.resolve(s, under.underpayment_id, user_id=denied.bp.access.user_id, note="accepted")
+        assert denials.sync(s)["settled"] >= 2
+        s.commit()
+        s.refresh(item)
+        s.refresh(under)
+        assert (item.status, item.action) == ("closed", "paid")
+        assert (under.status, under.action) == ("closed", "resolved")
+        # A line the new remittance denies again (the sandbox's own denials) is one open item, the newer one.
+        for line_id in {i.claim_line_id for i in items_of(s, denied.claim_ids[5])}:
+            line_items = [i for i in items_of(s, denied.claim_ids[5]) if i.claim_line_id == line_id]
+            assert sum(1 for i in line_items if i.status == "open") <= 1
+            assert all(i.action in ("paid", "superseded") for i in line_items if i.status == "closed")

@@ -119,7 +119,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint(
             "action IS NULL OR action IN ('corrected', 'voided', 'written_off', 'billed_patient', "
-            "'appeal_overturned', 'paid')",
+            "'appeal_overturned', 'paid', 'resolved', 'superseded')",
             name=op.f("ck_denial_items_action"),
         ),
         sa.CheckConstraint("kind IN ('denial', 'underpayment')", name=op.f("ck_denial_items_kind")),
