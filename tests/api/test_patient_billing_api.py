@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tenants.models import AuditEntry
 from tests.billing.factories import billing_practice, insured_patient
@@ -143,3 +143,35 @@ def test_statement_run_date_picks_an_earlier_cycle(client, bp, headers):
     future = client.post(f"{_base(bp)}/statement-runs", headers=headers,
                          json={"statement_date": (date.today() + timedelta(days=1)).isoformat()})  # fmt: skip
     assert future.status_code == 422 and "statement_date" in future.get_json()["errors"]
+
+
+def _queries(client, services, url: str, headers) -> int:
+    statements_run: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements_run.append(statement)
+
+    event.listen(services.db.engine, "before_cursor_execute", count)
+    try:
+        response = client.get(url, headers=headers)
+    finally:
+        event.remove(services.db.engine, "before_cursor_execute", count)
+    assert response.status_code == 200, response.get_json()
+    return len(statements_run)
+
+
+def test_the_account_does_not_query_per_row(client, services, factory, bp, headers):
+    patient = insured_patient(services, bp, factory)
+    owed_visit(services, bp, patient, days_ago=40)
+    url = f"{_base(bp)}/patients/{patient}"
+    client.post(f"{url}/payments", headers=headers, json={"amount": "5.00", "method": "cash"})
+    one = _queries(client, services, f"{url}/account", headers)
+    for _ in range(4):
+        owed_visit(services, bp, patient, days_ago=20)
+        client.post(f"{url}/payments", headers=headers, json={"amount": "7.00", "method": "cash"})
+    plan = {"patient_id": patient, "total": "30.00", "installment_amount": "10.00", "frequency": "monthly",
+            "start_date": date.today().isoformat()}  # fmt: skip
+    plan_id = client.post(f"{_base(bp)}/payment-plans", headers=headers, json=plan).get_json()["id"]
+    client.post(f"{_base(bp)}/payment-plans/{plan_id}/cancel", headers=headers, json={})
+    client.post(f"{_base(bp)}/payment-plans", headers=headers, json=plan)
+    assert _queries(client, services, f"{url}/account", headers) <= one + 1  # + the plans' installments
