@@ -1,7 +1,8 @@
 """The document pages through a browser-like client: a doctor reaches the practice's documents from the navigation,
-filters them by kind, opens a claim's and a payment's documents and downloads an EOB (audited, then redirected to the
-file in S3); billers find the same links on the claim and remittance pages; agencies and other tenants do not. Data:
-the sandbox's real 835, posted, with its EOBs rendered by the EOB job function."""
+filters them by kind, opens a claim's and a payment's documents and downloads an EOB, a patient statement and an
+appeal letter (audited, then redirected to the file in S3); billers find the same links on the claim and remittance
+pages; agencies and other tenants do not. Data: the sandbox's real 835, posted, with its EOBs rendered by the EOB job
+function, an appeal letter of its denied claim (billing.appeals) and a statement run (billing.statements)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from billing.models import Patient, Statement
 from tenants.models import AuditEntry, Practice
 from tenants.registry import get_practice
-from tests.api.test_documents_api import render_eobs
+from tests.api.test_documents_api import documented_practice
 from tests.api.test_remittances_api import posted_practice
 from tests.portal.test_portal import portal_login
 
@@ -27,9 +29,7 @@ def text(response) -> str:
 
 @pytest.fixture(scope="module")
 def posted(services, factory, tmp_path_factory):
-    p = posted_practice(services, factory, tmp_path_factory)
-    render_eobs(services, p.bp.slug, p.deposit_id)
-    return p
+    return documented_practice(services, factory, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +164,76 @@ def test_agencies_and_other_tenants_are_refused(app, services, factory, world, p
             assert response.status_code == status, (email, url, response.status_code)
             assert "REMITAPI01" not in response.get_data(as_text=True)
     assert len(_downloads(services, posted.bp.slug)) == before
+
+
+def _pdf_at(location: str) -> str:
+    with urllib.request.urlopen(location, timeout=10) as fetched:  # noqa: S310 - the test's S3
+        return " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(fetched.read())).pages).split())
+
+
+def test_doctor_sees_and_downloads_statements_and_appeal_letters(services, posted, doctor):
+    slug = posted.bp.slug
+    with services.db.tenant_session(slug) as s:
+        statement_id, account = s.execute(
+            select(Statement.id, Patient.account_number)
+            .join(Patient, Patient.id == Statement.patient_id)
+            .where(Statement.patient_id == posted.owing_patient_id)
+        ).one()
+    letter = f"appeal-{posted.appeal_id}-{posted.denied_claim_id}"
+    page = doctor.get(f"/practices/{slug}/documents")
+    html, words = page.get_data(as_text=True), text(page)
+    assert "Patient statement" in words and f"Appeal letter of claim {posted.denied_claim_id}" in words
+    assert f"/practices/{slug}/documents/statement-{statement_id}/download" in html
+    assert f"/practices/{slug}/documents/{letter}/download" in html
+    assert '<option value="statement">Patient statement</option>' in html
+    assert '<option value="appeal">Appeal letter</option>' in html
+
+    only = doctor.get(f"/practices/{slug}/documents?kind=statement")
+    words = text(only)
+    assert f"Showing 1–{len(posted.statement_ids)} of {len(posted.statement_ids)} (Patient statement only)" in words
+    assert account in words and "EOB of claim" not in words and "Appeal letter of claim" not in words
+    only = text(doctor.get(f"/practices/{slug}/documents?kind=appeal"))
+    assert "Showing 1–1 of 1 (Appeal letter only)" in only and "Patient statement" not in only.split("Showing")[-1]
+
+    before = len(_downloads(services, slug))
+    response = doctor.get(f"/practices/{slug}/documents/statement-{statement_id}/download")
+    assert response.status_code == 302
+    pdf = _pdf_at(response.headers["Location"])
+    assert account in pdf and "Amount due" in pdf and "25.00" in pdf
+    response = doctor.get(f"/practices/{slug}/documents/{letter}/download")
+    assert response.status_code == 302
+    assert f"claim {posted.denied_claim_id}" in _pdf_at(response.headers["Location"])
+    after = _downloads(services, slug)[before:]
+    assert [a.object_id for a in after] == [f"statement-{statement_id}", letter]
+
+
+def test_a_claims_documents_show_its_appeal_letter(posted, doctor, biller):
+    slug = posted.bp.slug
+    letter = f"/practices/{slug}/documents/appeal-{posted.appeal_id}-{posted.denied_claim_id}/download"
+    page = doctor.get(f"/practices/{slug}/claims/{posted.denied_claim_id}/documents")
+    assert page.status_code == 200 and letter in page.get_data(as_text=True)
+    assert f"Appeal letter of claim {posted.denied_claim_id}" in text(page)
+    # The biller's claim page lists it in its Documents section; another claim's page does not.
+    claim = biller.get(f"/practices/{slug}/claims/{posted.denied_claim_id}")
+    html = claim.get_data(as_text=True)
+    assert claim.status_code == 200 and 'id="documents-heading"' in html and letter in html
+    assert letter not in biller.get(f"/practices/{slug}/claims/{posted.paid_claim_id}").get_data(as_text=True)
+
+
+def test_statements_and_letters_are_refused_to_agencies_and_other_tenants(app, services, factory, world, posted):
+    slug = posted.bp.slug
+    agency = factory.agency([slug])
+    urls = [
+        f"/practices/{slug}/documents?kind=statement",
+        f"/practices/{slug}/claims/{posted.denied_claim_id}/documents",
+        f"/practices/{slug}/documents/statement-{posted.statement_ids[0]}/download",
+        f"/practices/{slug}/documents/appeal-{posted.appeal_id}-{posted.denied_claim_id}/download",
+    ]
+    before = len(_downloads(services, slug))
+    for email, status in [(factory.user("agency", agency=agency), 403), (world.users["doctor_a"], 404)]:
+        client = _client(app, email)
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == status, (email, url, response.status_code)
+            assert "statement-" not in response.get_data(as_text=True)
+    assert len(_downloads(services, slug)) == before
