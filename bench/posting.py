@@ -146,9 +146,9 @@ def main() -> None:
             started = time.perf_counter()
             s.execute(
                 text(
-                    "INSERT INTO ledger_copy (id, claim_line_id, claim_id, patient_id, kind, amount, insurance_delta,"
-                    " patient_delta, source_type, posting_key) SELECT g, 1, 1, 1, 'insurance_payment', 10, -10, 0,"
-                    " 'bench', 'k' || g FROM generate_series(1, :n) g"
+                    "INSERT INTO ledger_copy (id, service_line_id, claim_line_id, claim_id, patient_id, kind, amount,"
+                    " insurance_delta, patient_delta, source_type, posting_key) SELECT g, 1, 1, 1, 1,"
+                    " 'insurance_payment', 10, -10, 0, 'bench', 'k' || g FROM generate_series(1, :n) g"
                 ),
                 {"n": entries},
             )
