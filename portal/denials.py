@@ -421,3 +421,88 @@ def follow_up_close(slug: str, item_id: int):
     s.commit()
     flash(f"Follow-up of claim {item.claim_id} closed.", "success")
     return back
+
+
+# --- appeal letter templates ------------------------------------------------------------------------------------------
+
+
+class TemplateForm(FlaskForm):
+    body = TextAreaField(
+        "Letter template",
+        validators=[DataRequired(message="A template needs text."), Length(max=appeals.MAX_TEMPLATE_CHARS)],
+        render_kw={"rows": "24", "spellcheck": "false"},
+    )
+
+
+def _values(context: dict, prefix: str = "") -> list[str]:
+    """The names a template may use, from the sample letter: claim.number, lines (a list), argument..."""
+    names = []
+    for key, value in context.items():
+        if isinstance(value, dict):
+            names += _values(value, f"{prefix}{key}.")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            names.append(f"{prefix}{key} (a list, each with: {', '.join(value[0])})")
+        else:
+            names.append(f"{prefix}{key}")
+    return names
+
+
+@bp.get("/practices/<slug>/appeal-templates")
+def appeal_templates(slug: str):
+    access = _access(slug, "claims:read")
+    s = tenant_db(access)
+    rows = [(family, label, appeals.get_template(s, family)[1]) for family, label in appeals.FAMILIES.items()]
+    return render_template("portal/denials/templates.html", access=access, rows=rows)
+
+
+def _render_template_page(access: PracticeAccess, family: str, form: TemplateForm | None = None, status: int = 200):
+    s = tenant_db(access)
+    body, source = appeals.get_template(s, family)
+    form = form or TemplateForm(formdata=None, body=body)
+    return render_template(
+        "portal/denials/template_edit.html", access=access, family=family, label=appeals.FAMILIES[family],
+        source=source, form=form, can_work=_may(access, "denials:write"), values=_values(appeals.sample_context()),
+    ), status  # fmt: skip
+
+
+def _family(family: str) -> str:
+    if family not in appeals.FAMILIES:
+        raise NotFound(f"no appeal letter family {family!r}")
+    return family
+
+
+@bp.get("/practices/<slug>/appeal-templates/<family>")
+def appeal_template(slug: str, family: str):
+    return _render_template_page(_access(slug, "claims:read"), _family(family))
+
+
+@bp.post("/practices/<slug>/appeal-templates/<family>")
+def appeal_template_save(slug: str, family: str):
+    access = _access(slug, "denials:write")
+    family = _family(family)
+    form = TemplateForm()
+    if not form.validate_on_submit():
+        return _render_template_page(access, family, form, 422)
+    s = tenant_db(access)
+    try:
+        appeals.put_template(s, access, family, form.body.data)
+    except DomainError as exc:
+        s.rollback()
+        form.body.errors = [exc.message]
+        return _render_template_page(access, family, form, 422)
+    s.commit()
+    flash(f"The practice's {appeals.FAMILIES[family].lower()} letter is saved; new letters use it.", "success")
+    return redirect(url_for("portal.appeal_template", slug=access.slug, family=family))
+
+
+@bp.post("/practices/<slug>/appeal-templates/<family>/reset")
+def appeal_template_reset(slug: str, family: str):
+    access = _access(slug, "denials:write")
+    family = _family(family)
+    if not FlaskForm().validate_on_submit():
+        return redirect(url_for("portal.appeal_template", slug=access.slug, family=family))
+    s = tenant_db(access)
+    appeals.reset_template(s, access, family)
+    s.commit()
+    flash(f"Back to medbill's {appeals.FAMILIES[family].lower()} letter.", "success")
+    return redirect(url_for("portal.appeal_template", slug=access.slug, family=family))

@@ -187,3 +187,16 @@ def test_another_company_sees_nothing(client, factory, denied, biller):
         f"{_base(denied)}/denial-work/{item['id']}/close", headers=stranger, json={"action": "bill_patient"}
     )
     assert closing.status_code == 404
+
+
+def test_the_endpoints_are_documented(client):
+    spec = client.get("/api/openapi.json").get_json()
+    for path in (
+        "/denial-work", "/denial-work/{item_id}", "/denial-work/{item_id}/assign", "/denial-work/{item_id}/notes",
+        "/denial-work/{item_id}/close", "/denial-work/{item_id}/appeals", "/appeals", "/appeals/{appeal_id}",
+        "/appeals/{appeal_id}/pdf", "/appeals/{appeal_id}/outcome", "/appeal-templates", "/appeal-templates/{family}",
+        "/follow-ups", "/follow-ups/{item_id}/close", "/follow-up-rules/{payer_id}",
+    ):  # fmt: skip
+        assert f"/api/v1/practices/{{slug}}{path}" in spec["paths"], path
+    queue = spec["paths"]["/api/v1/practices/{slug}/denial-work"]["get"]
+    assert {p["name"] for p in queue["parameters"]} >= {"reason", "payer_id", "min_age", "max_amount", "status", "kind"}

@@ -153,3 +153,23 @@ def test_follow_up_page_and_isolation(app, factory, denied, biller):
     portal_login(stranger, factory.user("biller", company=factory.company()))
     for path in ("denial-work", "follow-ups", "denial-work/1"):
         assert stranger.get(f"/practices/{denied.bp.slug}/{path}").status_code == 404
+
+
+def test_appeal_templates_are_edited_per_practice(denied, biller):
+    base = f"/practices/{denied.bp.slug}/appeal-templates"
+    listing = biller.get(base)
+    assert listing.status_code == 200 and "Timely filing" in text(listing)
+    page = biller.get(f"{base}/timely_filing")
+    assert "medbill's wording" in text(page) and "claim.payer_claim_number" in text(page)
+    token = csrf_from(page)
+    bad = biller.post(f"{base}/timely_filing", data={"csrf_token": token, "body": "{{ claim.nmber }}"})
+    assert bad.status_code == 422 and "nmber" in text(bad)
+    saved = biller.post(
+        f"{base}/timely_filing",
+        data={"csrf_token": token, "body": "Claim {{ claim.number }} was on time. {{ argument }}"},
+        follow_redirects=True,
+    )
+    assert "the practice's own wording" in text(saved)
+    reset = biller.post(f"{base}/timely_filing/reset", data={"csrf_token": token}, follow_redirects=True)
+    assert "medbill's wording" in text(reset)
+    assert biller.get(f"{base}/no_such").status_code == 404
