@@ -271,3 +271,40 @@ def test_agency_payment_file_posts_all_lines_or_none(client, services, scene):
     view = next(x for x in payments if x["patient_id"] == scene["mine"])
     assert (view["collected_gross"], view["collected_fee"], view["collected_net"]) == ("12.50", "1.25", "11.25")
     assert client.post(_url(p.slug, "/payment-files"), headers=biller).status_code == 403
+
+
+def test_lists_cost_the_same_queries_whatever_their_length(client, services, factory, scene):
+    from sqlalchemy import event
+
+    p, a1 = scene["p"], scene["a1"]
+    biller = login(client, scene["biller"])
+    engine = services.db.engine
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    def measure(path: str) -> tuple[int, int]:
+        seen.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            response = client.get(_url(p.slug, path), headers=biller)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert response.status_code == 200
+        return len(seen), len(response.get_json()["items"])
+
+    client.get(_url(p.slug, "/placements"), headers=biller)  # warm-up
+    few = {path: measure(path) for path in ("/placements", "/candidates")}
+    for _ in range(4):
+        pid = insured_patient(services, p, factory)
+        owed_visit(services, p, pid, days_ago=140)
+        statements(services, p, pid, 3)
+        client.post(_url(p.slug, f"/candidates/{pid}/approve"), headers=biller, json={"agency_id": a1.id})
+        more = insured_patient(services, p, factory)
+        owed_visit(services, p, more, days_ago=140)
+        statements(services, p, more, 3)
+    for path, (queries, listed) in few.items():
+        queries_after, listed_after = measure(path)
+        assert listed_after == listed + 4, path
+        assert queries_after == queries, (path, queries, queries_after)
