@@ -51,6 +51,13 @@ def test_a_statement_run_through_a_worker(client, services, factory, env):
     detail = client.get(f"/api/v1/practices/{bp.slug}/statement-runs/{run_id}", headers=headers).get_json()
     assert (detail["status"], detail["patients_selected"], detail["statements_done"]) == ("done", 2, 2)
     assert {s["patient_id"] for s in detail["statements"]} == set(due)
+    first = detail["statements"][0]
+    pdf = client.get(f"/api/v1/practices/{bp.slug}/patients/{first['patient_id']}/statements/{first['id']}/pdf",
+                     headers=headers)  # fmt: skip
+    assert pdf.status_code == 302 and pdf.headers["Location"]
+    account = client.get(f"/api/v1/practices/{bp.slug}/patients/{first['patient_id']}/account", headers=headers)
+    assert [st["id"] for st in account.get_json()["statements"]] == [first["id"]]
+    assert account.get_json()["statements"][0]["download_url"]
     rows = list(csv.DictReader(io.StringIO(services.storage.get(detail["batch_storage_key"]).decode())))
     assert sorted(r["amount_due"] for r in rows) == ["25.00", "30.00"]
     with services.db.tenant_session(bp.slug) as s:
