@@ -87,13 +87,22 @@ def _latest_remittances():
         .where(RemittanceClaim.claim_id.is_not(None), RemittanceClaim.outcome.in_(("posted", "reversal")))
         .ext(distinct_on(RemittanceClaim.claim_id))
         .order_by(RemittanceClaim.claim_id, RemittanceClaim.id.desc())
-        .subquery("latest")
+        .subquery("every_latest")
     )
 
 
 def _denied_lines(session: Session) -> list:
     """Denied lines of every claim whose latest remittance posted and has no work items yet."""
-    latest = _latest_remittances()
+    every = _latest_remittances()
+    # Only remittances not derived yet: what was derived before is not aggregated again.
+    latest = (
+        select(every)
+        .where(
+            every.c.outcome == "posted",
+            ~exists().where(DenialItem.remittance_claim_id == every.c.rc_id, DenialItem.kind == "denial"),
+        )
+        .subquery("latest")
+    )
     source = literal("deposit:") + cast(latest.c.deposit_id, String)
     coded = and_(LedgerEntry.group_code.in_(DENIAL_GROUPS), LedgerEntry.reason_code != "")
     per_line = (
@@ -139,9 +148,7 @@ def _denied_lines(session: Session) -> list:
         .join(Deposit, Deposit.id == latest.c.deposit_id)
         .outerjoin(per_line, per_line.c.claim_line_id == ClaimLine.id)
         .where(
-            latest.c.outcome == "posted",
             Claim.status.in_(("denied", "paid", "partially_paid")),
-            ~exists().where(DenialItem.remittance_claim_id == latest.c.rc_id),
             denied,
         )
         .order_by(Claim.id, ClaimLine.line_number)

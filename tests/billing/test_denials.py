@@ -23,7 +23,7 @@ from integrations.storage import practice_key
 from medbill.errors import Conflict, Forbidden, Invalid
 from tenants.models import AuditEntry, BillingCompany, Practice
 from tests.billing.factories import access_for, billing_practice, insured_patient, visit
-from tests.billing.test_posting import _build, _split
+from tests.billing.test_posting import _build, _reversal_of, _split
 
 BIG_VISIT = [
     {"procedure_code": "99214", "units": 1, "diagnosis_pointers": [1, 2]},
@@ -341,8 +341,10 @@ def test_void_needs_confirmation(services, denied):
 
 
 def test_later_payment_and_resolved_underpayments_settle_items(services, denied):
-    # The payer pays the claim whose first line it had denied: the item is settled by the remittance.
-    post_835(services, denied.bp, _build(denied.era, [denied.blocks[5]], st02="7003", trace="REPAID7003"), "era-7003")
+    # The payer reverses the claim whose first line it had denied and pays it anew: the item is settled.
+    was = deny_lines(denied.blocks[5], [0], group="CO", reason="50")
+    again = _build(denied.era, [_reversal_of(was), denied.blocks[5]], st02="7003", trace="REPAID7003")
+    post_835(services, denied.bp, again, "era-7003")
     with services.db.tenant_session(denied.bp.slug) as s:
         item = items_of(s, denied.claim_ids[5])[0]  # its first line, the one edited to CO-50
         assert item.status == "open" and item.reason_codes == ["CO-50"]
