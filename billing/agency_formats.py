@@ -40,6 +40,8 @@ ACCOUNT_FIELDS: dict[str, str] = {
     "last_payment_date": "date",
     "last_payment_amount": "money",
     "practice_name": "text",
+    # placed (a placement file), updated (a new balance) or recalled (the account is returned): updates files.
+    "status": "text",
     "patient_first_name": "text",
     "patient_middle_name": "text",
     "patient_last_name": "text",

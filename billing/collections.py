@@ -34,6 +34,7 @@ from billing.models import (
     AgencyPaymentReport,
     AgencyPlacement,
     AgencyTerms,
+    AgencyUpdateItem,
     Claim,
     ClaimLine,
     CollectionRules,
@@ -943,6 +944,87 @@ class ExportResult:
     sftp: dict | None
 
 
+def _export_context(session: Session, practice_slug: str, agency_id: int) -> tuple[Practice, CollectionAgency]:
+    """The practice and agency of an export, checked to be linked; then the per practice-and-agency lock that
+    serialises exports (a second job waits and then finds the work done)."""
+    practice = session.scalar(select(Practice).where(Practice.slug == practice_slug))
+    agency = session.get(CollectionAgency, agency_id)
+    if practice is None or agency is None:
+        raise NotFound("practice or agency not found")
+    linked = session.scalar(
+        select(AgencyPractice.agency_id).where(
+            AgencyPractice.agency_id == agency_id, AgencyPractice.practice_id == practice.id
+        )
+    )
+    if linked is None:
+        raise NotFound(f"agency {agency_id} does not serve practice {practice_slug!r}")
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"agency-export:{practice_slug}:{agency_id}"))))
+    return practice, agency
+
+
+def _write_export(
+    session: Session,
+    storage: Storage,
+    practice: Practice,
+    agency: CollectionAgency,
+    kind: str,
+    accounts: list[dict],
+    *,
+    user_id: int | None,
+    now: datetime,
+) -> ExportResult:
+    terms = session.get(AgencyTerms, agency.id)
+    fmt = agency_formats.validate_format(format_config(agency, terms))
+    data = agency_formats.render(fmt, accounts)
+    digest = hashlib.sha256(data).hexdigest()
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    filename = f"{practice.slug}-{agency.slug}-{kind}-{stamp}-{digest[:8]}.{fmt.extension}"
+    key = company_key(practice.company_id, "agencies", agency.slug, "exports", practice.slug, filename)
+    # Stored before it is recorded: a recorded export always has its file.
+    storage.put(key, data, content_type=fmt.content_type, metadata={"agency": agency.slug, "practice": practice.slug})
+    export = AgencyExport(
+        agency_id=agency.id,
+        kind=kind,
+        storage_key=key,
+        filename=filename,
+        file_type=fmt.type,
+        row_count=len(agency_formats.records_of(fmt, accounts)),
+        account_count=len(accounts),
+        total_placed=money(sum((a["total_placed"] for a in accounts), ZERO)),
+        sha256=digest,
+        created_by_user_id=user_id,
+    )
+    session.add(export)
+    session.flush()
+    audit.record(
+        session,
+        user_id=user_id,
+        practice_id=practice.id,
+        object_type="agency_export",
+        object_id=export.id,
+        action="create",
+        detail={"agency_id": agency.id, "kind": kind, "placements": [a["placement_id"] for a in accounts]},
+    )
+    return ExportResult(export=export, data=data, agency=agency, sftp=terms.sftp if terms else None)
+
+
+def _details_for(session: Session, placements: list[AgencyPlacement], accounts: list[dict]) -> dict[int, Any]:
+    """Each placement's detail row, created for placements made before details were kept."""
+    details = {
+        d.placement_id: d
+        for d in session.scalars(
+            select(PlacementDetail).where(PlacementDetail.placement_id.in_([p.id for p in placements]))
+        )
+    }
+    for placement, account in zip(placements, accounts, strict=True):
+        if placement.id not in details:
+            details[placement.id] = PlacementDetail(
+                placement_id=placement.id, balance_placed=account["patient_balance"]
+            )
+            session.add(details[placement.id])
+    return details
+
+
 def export_agency(
     session: Session,
     storage: Storage,
@@ -955,21 +1037,7 @@ def export_agency(
     """Write the agency's file of placements not yet exported and record it; None when there is nothing new.
     Runs under a per practice-and-agency lock and records each placement once, so a retry or a second job writes
     no second file of the same accounts. The caller commits."""
-    now = now or datetime.now(UTC)
-    practice = session.scalar(select(Practice).where(Practice.slug == practice_slug))
-    agency = session.get(CollectionAgency, agency_id)
-    if practice is None or agency is None:
-        raise NotFound("practice or agency not found")
-    if (
-        session.scalar(
-            select(AgencyPractice.agency_id).where(
-                AgencyPractice.agency_id == agency_id, AgencyPractice.practice_id == practice.id
-            )
-        )
-        is None
-    ):
-        raise NotFound(f"agency {agency_id} does not serve practice {practice_slug!r}")
-    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"agency-export:{practice_slug}:{agency_id}"))))
+    practice, agency = _export_context(session, practice_slug, agency_id)
     placements = list(
         session.scalars(
             select(AgencyPlacement)
@@ -983,55 +1051,82 @@ def export_agency(
     )
     if not placements:
         return None
-    terms = session.get(AgencyTerms, agency_id)
-    fmt = agency_formats.validate_format(format_config(agency, terms))
-    accounts = _accounts(session, practice.name, placements)
-    data = agency_formats.render(fmt, accounts)
-    digest = hashlib.sha256(data).hexdigest()
-    filename = f"{practice_slug}-{agency.slug}-placements-{now.strftime('%Y%m%dT%H%M%S')}-{digest[:8]}.{fmt.extension}"
-    key = company_key(practice.company_id, "agencies", agency.slug, "exports", practice_slug, filename)
-    # Stored before it is recorded: a recorded export always has its file.
-    storage.put(key, data, content_type=fmt.content_type, metadata={"agency": agency.slug, "practice": practice_slug})
-    export = AgencyExport(
-        agency_id=agency_id,
-        kind="placements",
-        storage_key=key,
-        filename=filename,
-        file_type=fmt.type,
-        row_count=len(agency_formats.records_of(fmt, accounts)),
-        account_count=len(accounts),
-        total_placed=money(sum((a["total_placed"] for a in accounts), ZERO)),
-        sha256=digest,
-        created_by_user_id=user_id,
+    accounts = [a | {"status": "placed"} for a in _accounts(session, practice.name, placements)]
+    result = _write_export(
+        session, storage, practice, agency, "placements", accounts, user_id=user_id, now=now or datetime.now(UTC)
     )
-    session.add(export)
-    session.flush()
     session.execute(
-        insert(AgencyExportItem).values([{"placement_id": p.id, "export_id": export.id} for p in placements])
+        insert(AgencyExportItem).values([{"placement_id": p.id, "export_id": result.export.id} for p in placements])
     )
-    audit.record(
-        session,
-        user_id=user_id,
-        practice_id=practice.id,
-        object_type="agency_export",
-        object_id=export.id,
-        action="create",
-        detail={"agency_id": agency_id, "placements": [p.id for p in placements], "rows": export.row_count},
+    details = _details_for(session, placements, accounts)
+    for placement, account in zip(placements, accounts, strict=True):
+        details[placement.id].sent_balance = account["patient_balance"]
+    session.flush()
+    return result
+
+
+def export_agency_updates(
+    session: Session,
+    storage: Storage,
+    practice_slug: str,
+    agency_id: int,
+    *,
+    user_id: int | None = None,
+    now: datetime | None = None,
+) -> ExportResult | None:
+    """Write the agency's updates file: accounts sent before whose balance changed since (payments the practice
+    took, adjustments...) with status "updated", and accounts recalled since with status "recalled". Each change
+    goes out once; None when nothing changed. The caller commits."""
+    practice, agency = _export_context(session, practice_slug, agency_id)
+    sent = list(
+        session.scalars(
+            select(AgencyPlacement)
+            .join(AgencyExportItem, AgencyExportItem.placement_id == AgencyPlacement.id)
+            .outerjoin(PlacementDetail, PlacementDetail.placement_id == AgencyPlacement.id)
+            .where(
+                AgencyPlacement.agency_id == agency_id,
+                func.coalesce(PlacementDetail.recall_sent, False).is_(False),
+            )
+            .order_by(AgencyPlacement.id)
+        )
     )
-    return ExportResult(export=export, data=data, agency=agency, sftp=terms.sftp if terms else None)
+    if not sent:
+        return None
+    accounts = _accounts(session, practice.name, sent)
+    details = _details_for(session, sent, accounts)
+    changed: list[tuple[AgencyPlacement, dict, str]] = []
+    for placement, account in zip(sent, accounts, strict=True):
+        detail = details[placement.id]
+        if placement.recalled_at is not None:
+            changed.append((placement, account | {"status": "recalled"}, "recalled"))
+        elif detail.sent_balance is None or detail.sent_balance != account["patient_balance"]:
+            changed.append((placement, account | {"status": "updated"}, "balance"))
+    if not changed:
+        return None
+    result = _write_export(
+        session, storage, practice, agency, "updates", [a for _, a, _ in changed], user_id=user_id,
+        now=now or datetime.now(UTC),
+    )  # fmt: skip
+    session.execute(
+        insert(AgencyUpdateItem).values(
+            [
+                {"export_id": result.export.id, "placement_id": p.id, "update_type": kind,
+                 "balance": a["patient_balance"]}
+                for p, a, kind in changed
+            ]
+        )
+    )  # fmt: skip
+    for placement, account, kind in changed:
+        details[placement.id].sent_balance = account["patient_balance"]
+        if kind == "recalled":
+            details[placement.id].recall_sent = True
+    session.flush()
+    return result
 
 
 def agencies_with_pending_exports(session: Session) -> list[int]:
-    return list(
-        session.scalars(
-            select(AgencyPlacement.agency_id)
-            .where(
-                AgencyPlacement.recalled_at.is_(None),
-                ~exists().where(AgencyExportItem.placement_id == AgencyPlacement.id),
-            )
-            .distinct()
-        )
-    )
+    """Agencies with placements of this practice not yet exported, or sent before (their updates may be due)."""
+    return list(session.scalars(select(AgencyPlacement.agency_id).distinct().order_by(AgencyPlacement.agency_id)))
 
 
 def list_exports(session: Session, access: PracticeAccess) -> list[AgencyExport]:
@@ -1087,6 +1182,7 @@ __all__ = [
     "approve",
     "candidates",
     "export_agency",
+    "export_agency_updates",
     "get_rules",
     "list_exports",
     "list_placements",

@@ -28,34 +28,55 @@ def _deliver(settings: dict, filename: str, data: bytes) -> None:
     transport_from_settings(resolved).send(filename, data)
 
 
+def _linked(session, practice_slug: str) -> set[int]:
+    return set(
+        session.scalars(
+            select(AgencyPractice.agency_id)
+            .join(Practice, Practice.id == AgencyPractice.practice_id)
+            .where(Practice.slug == practice_slug)
+        )
+    )
+
+
 @final_on_domain_error
 def export_placements(practice_slug: str, agency_id: int | None = None, user_id: int | None = None) -> dict:
-    """Export the practice's new placements for one agency (or every agency with some)."""
+    """Export the practice's new placements, then the updates of accounts sent before (new balances, recalls), for
+    one agency or every agency serving the practice. Each file is committed on its own, then delivered."""
     rt = runtime()
     done = []
     with rt.db.tenant_session(practice_slug) as session:
-        agency_ids = [agency_id] if agency_id is not None else collections.agencies_with_pending_exports(session)
+        if agency_id is not None:
+            agency_ids = [agency_id]
+        else:
+            linked = _linked(session, practice_slug)
+            agency_ids = [a for a in collections.agencies_with_pending_exports(session) if a in linked]
         session.rollback()
         for aid in agency_ids:
-            result = collections.export_agency(session, rt.storage, practice_slug, aid, user_id=user_id)
-            if result is None:
-                session.rollback()
-                continue
-            export_id, filename, sftp = result.export.id, result.export.filename, result.sftp
-            session.commit()
-            entry = {"agency_id": aid, "export_id": export_id, "accounts": result.export.account_count}
-            if sftp:
-                try:
-                    _deliver(sftp, filename, result.data)
-                    collections.mark_delivered(session, export_id)
-                    entry["delivered"] = True
-                except (TransportError, ValueError) as exc:
-                    # The file stays available in the portal and API; the error is shown beside it.
-                    log.warning("export %s not delivered over SFTP: %s", export_id, exc)
-                    collections.mark_delivered(session, export_id, error=str(exc))
-                    entry["delivered"] = False
+            for write in (collections.export_agency, collections.export_agency_updates):
+                result = write(session, rt.storage, practice_slug, aid, user_id=user_id)
+                if result is None:
+                    session.rollback()
+                    continue
+                export_id, filename, sftp = result.export.id, result.export.filename, result.sftp
+                entry = {
+                    "agency_id": aid,
+                    "export_id": export_id,
+                    "kind": result.export.kind,
+                    "accounts": result.export.account_count,
+                }
                 session.commit()
-            done.append(entry)
+                if sftp:
+                    try:
+                        _deliver(sftp, filename, result.data)
+                        collections.mark_delivered(session, export_id)
+                        entry["delivered"] = True
+                    except (TransportError, ValueError) as exc:
+                        # The file stays available in the portal and API; the error is shown beside it.
+                        log.warning("export %s not delivered over SFTP: %s", export_id, exc)
+                        collections.mark_delivered(session, export_id, error=str(exc))
+                        entry["delivered"] = False
+                    session.commit()
+                done.append(entry)
     return {"practice": practice_slug, "exports": done}
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "AgencyExportItem",
     "AgencyPaymentReport",
     "AgencyTerms",
+    "AgencyUpdateItem",
     "CollectionRules",
     "PlacementDetail",
     "PlacementReview",
@@ -112,13 +113,18 @@ class PlacementDetail(TenantBase):
     recalled_by: Mapped[str | None] = mapped_column(String(10))
     recall_reason: Mapped[str] = mapped_column(Text, server_default="")
     recalled_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    # What the agency was last told the patient owes (placement or update file), and whether it was told of the
+    # recall: an updates file carries only what changed since.
+    sent_balance: Mapped[Decimal | None] = mapped_column(MoneyColumn)
+    recall_sent: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class AgencyExport(TenantBase):
-    """A file of newly placed accounts written for one agency in its format and kept in storage."""
+    """A file written for one agency in its format and kept in storage: newly placed accounts (`placements`), or
+    what changed on accounts sent before (`updates`: balances, recalls)."""
 
     __tablename__ = "agency_exports"
-    __table_args__ = (CheckConstraint("kind IN ('placements')", name="kind"),)
+    __table_args__ = (CheckConstraint("kind IN ('placements', 'updates')", name="kind"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     agency_id: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -143,6 +149,18 @@ class AgencyExportItem(TenantBase):
 
     placement_id: Mapped[int] = mapped_column(ForeignKey("agency_placements.id"), primary_key=True)
     export_id: Mapped[int] = mapped_column(ForeignKey("agency_exports.id"), index=True)
+
+
+class AgencyUpdateItem(TenantBase):
+    """An account carried by an updates file: its new balance, or its recall."""
+
+    __tablename__ = "agency_update_items"
+    __table_args__ = (CheckConstraint("update_type IN ('balance', 'recalled')", name="update_type"),)
+
+    export_id: Mapped[int] = mapped_column(ForeignKey("agency_exports.id"), primary_key=True)
+    placement_id: Mapped[int] = mapped_column(ForeignKey("agency_placements.id"), primary_key=True, index=True)
+    update_type: Mapped[str] = mapped_column(String(10))
+    balance: Mapped[Decimal] = mapped_column(MoneyColumn)
 
 
 class AgencyPaymentReport(TenantBase):

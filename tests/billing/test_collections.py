@@ -17,6 +17,7 @@ from billing.models import (
     AgencyExport,
     AgencyPlacement,
     LedgerEntry,
+    Patient,
     PatientPayment,
     PaymentPlan,
     PlacementDetail,
@@ -192,8 +193,6 @@ def test_placement_export_payment_and_recall(services, factory, setup):
     by_number = {a["account_number"]: a for a in accounts}
     assert len(by_number) == 2
     with services.db.tenant_session(bp.slug) as s:
-        from billing.models import Patient
-
         first_account = s.get(Patient, first).account_number
     account = by_number[first_account]
     assert account["total_placed"] == D("55.00")
@@ -309,3 +308,46 @@ def test_placed_accounts_leave_the_statement_cycle_until_recalled(services, fact
         collections.recall(s, bp.access, placement.id, "payment arrangement made at the front desk")
         s.commit()
     assert patient in billed()
+
+
+def test_updates_file_carries_new_balances_and_recalls_once(services, factory, setup):
+    from billing.patient_payments import post_patient_payment
+
+    bp, agency, *_ = setup
+    paid_at_desk, recalled, unchanged = (_placeable(services, bp, factory) for _ in range(3))
+    storage = services.storage
+    fmt = agency_formats.validate_format(agency_formats.DEFAULT_FORMAT)
+    with services.db.tenant_session(bp.slug) as s:
+        placements = {
+            pid: collections.approve(s, bp.access, pid, agency.id) for pid in (paid_at_desk, recalled, unchanged)
+        }
+        s.commit()
+        assert collections.export_agency_updates(s, storage, bp.slug, agency.id) is None  # nothing sent yet
+        first = collections.export_agency(s, storage, bp.slug, agency.id)
+        s.commit()
+        rows = agency_formats.parse(fmt, storage.get(first.export.storage_key))
+        assert {r["status"] for r in rows} == {"placed"}
+        assert collections.export_agency_updates(s, storage, bp.slug, agency.id) is None  # nothing changed
+        s.rollback()
+        # The patient pays the practice directly; another account is taken back.
+        post_patient_payment(s, paid_at_desk, D("10.00"), method="cash", reference="desk", received_on=date.today(),
+                             user_id=None)  # fmt: skip
+        collections.recall(s, bp.access, placements[recalled].id, "hardship")
+        s.commit()
+        accounts = {s.get(Patient, pid).account_number: pid for pid in (paid_at_desk, recalled, unchanged)}
+        update = collections.export_agency_updates(s, storage, bp.slug, agency.id)
+        s.commit()
+        assert update.export.kind == "updates" and update.export.account_count == 2
+        rows = agency_formats.parse(fmt, storage.get(update.export.storage_key))
+        by_patient = {accounts[r["account_number"]]: r for r in rows}
+        assert set(by_patient) == {paid_at_desk, recalled}
+        assert by_patient[paid_at_desk]["status"] == "updated"
+        assert by_patient[paid_at_desk]["patient_balance"] == D("15.00")
+        assert by_patient[paid_at_desk]["last_payment_amount"] == D("10.00")
+        assert by_patient[recalled]["status"] == "recalled"
+        # Told once: running again writes nothing.
+        assert collections.export_agency_updates(s, storage, bp.slug, agency.id) is None
+        # The agency still sees both of its files.
+        agency_user = factory.user("agency", agency=agency)
+        files = collections.list_exports(s, access_for(services, bp.slug, agency_user, "exports:read"))
+        assert [f.kind for f in files] == ["updates", "placements"]

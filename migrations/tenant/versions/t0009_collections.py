@@ -78,6 +78,8 @@ def upgrade() -> None:
         sa.Column("recalled_by", sa.String(length=10), nullable=True),
         sa.Column("recall_reason", sa.Text(), server_default="", nullable=False),
         sa.Column("recalled_by_user_id", sa.BigInteger(), nullable=True),
+        sa.Column("sent_balance", sa.Numeric(precision=12, scale=2), nullable=True),
+        sa.Column("recall_sent", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.CheckConstraint("recalled_by IN ('practice', 'agency')", name=op.f("ck_placement_details_recalled_by")),
         sa.ForeignKeyConstraint(
             ["placement_id"],
@@ -102,7 +104,7 @@ def upgrade() -> None:
         sa.Column("created_by_user_id", sa.BigInteger(), nullable=True),
         sa.Column("delivered_sftp_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("delivery_error", sa.Text(), server_default="", nullable=False),
-        sa.CheckConstraint("kind IN ('placements')", name=op.f("ck_agency_exports_kind")),
+        sa.CheckConstraint("kind IN ('placements', 'updates')", name=op.f("ck_agency_exports_kind")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agency_exports")),
         sa.UniqueConstraint("storage_key", name=op.f("uq_agency_exports_storage_key")),
     )
@@ -122,6 +124,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("placement_id", name=op.f("pk_agency_export_items")),
     )
     op.create_index(op.f("ix_agency_export_items_export_id"), "agency_export_items", ["export_id"], unique=False)
+    op.create_table(
+        "agency_update_items",
+        sa.Column("export_id", sa.BigInteger(), nullable=False),
+        sa.Column("placement_id", sa.BigInteger(), nullable=False),
+        sa.Column("update_type", sa.String(length=10), nullable=False),
+        sa.Column("balance", sa.Numeric(precision=12, scale=2), nullable=False),
+        sa.CheckConstraint("update_type IN ('balance', 'recalled')", name=op.f("ck_agency_update_items_update_type")),
+        sa.ForeignKeyConstraint(
+            ["export_id"], ["agency_exports.id"], name=op.f("fk_agency_update_items_export_id_agency_exports")
+        ),
+        sa.ForeignKeyConstraint(
+            ["placement_id"],
+            ["agency_placements.id"],
+            name=op.f("fk_agency_update_items_placement_id_agency_placements"),
+        ),
+        sa.PrimaryKeyConstraint("export_id", "placement_id", name=op.f("pk_agency_update_items")),
+    )
+    op.create_index(op.f("ix_agency_update_items_placement_id"), "agency_update_items", ["placement_id"], unique=False)
     op.create_table(
         "agency_payment_reports",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -162,6 +182,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_agency_payment_reports_placement_id"), table_name="agency_payment_reports")
     op.drop_index(op.f("ix_agency_payment_reports_patient_id"), table_name="agency_payment_reports")
     op.drop_table("agency_payment_reports")
+    op.drop_index(op.f("ix_agency_update_items_placement_id"), table_name="agency_update_items")
+    op.drop_table("agency_update_items")
     op.drop_index(op.f("ix_agency_export_items_export_id"), table_name="agency_export_items")
     op.drop_table("agency_export_items")
     op.drop_index(op.f("ix_agency_exports_agency_id"), table_name="agency_exports")
