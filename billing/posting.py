@@ -34,7 +34,7 @@ from decimal import Decimal
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from billing import ledger, underpayments
 from billing.claim_status import TRANSITIONS, transition
@@ -47,6 +47,7 @@ from billing.models import (
     LedgerEntry,
     ProviderAdjustmentEntry,
     RemittanceClaim,
+    ServiceLine,
     Underpayment,
 )
 from billing.money import ZERO, money, total
@@ -122,13 +123,14 @@ def _matches(svc: ServicePayment, line: ClaimLine, claim_payment: ClaimPayment, 
 
 
 def match_lines(
-    claim: Claim, claim_payment: ClaimPayment, taken: dict[int, int] | None = None
+    claim: Claim, claim_payment: ClaimPayment, taken: dict[int, int] | None = None, lines: list | None = None
 ) -> tuple[list[tuple[ServicePayment, ClaimLine]], str]:
     """Each SVC with its claim line, or ([], reason) when one of them matches nothing. `taken`: lines another CLP of
-    the same set already matched (claim line id -> its segment), which a split claim's CLP may not match again."""
+    the same set already matched (claim line id -> its segment), which a split claim's CLP may not match again.
+    `lines`: the claim's lines when the caller loaded them (else `claim.lines`)."""
     taken = taken or {}
     sign = -1 if claim_payment.is_reversal else 1  # a reversal's charges are negated
-    unmatched = {line.id: line for line in claim.lines if line.id not in taken}
+    unmatched = {line.id: line for line in (claim.lines if lines is None else lines) if line.id not in taken}
     pairs: list[tuple[ServicePayment, ClaimLine]] = []
     # REF*6R first for every line, so a fallback never takes a line another SVC names explicitly.
     pending: list[ServicePayment] = []
@@ -161,10 +163,33 @@ def match_lines(
 # --- what the set finds in the database -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Service:
+    """What matching and underpayments read of a service line, loaded without ORM objects (posting volume)."""
+
+    id: int
+    procedure_code: str
+    modifiers: list[str]
+    units: Decimal
+    charge: Decimal
+    date_of_service: object
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    id: int
+    claim_id: int
+    service_line_id: int
+    line_number: int
+    charge: Decimal
+    service_line: _Service
+
+
 @dataclass
 class _ClaimState:
     claim: Claim
     priority: int
+    lines: list[_Line] = field(default_factory=list)
     # Remittance entries of the claim in force (not reversed), posted before this set, by claim line.
     in_force: dict[int, list] = field(default_factory=lambda: defaultdict(list))
     taken: dict[int, int] = field(default_factory=dict)  # claim line id -> segment of the CLP of this set
@@ -182,9 +207,23 @@ def _load_claims(session: Session, remittance: Remittance) -> tuple[dict[int, _C
             .where(Claim.id.in_(chunk))
             .order_by(Claim.id)
             .with_for_update(of=Claim)
+            .options(lazyload(Claim.lines))  # read below as plain rows: ORM lines cost more than the posting
         ).all()
         for claim, priority in rows:
             states[claim.id] = _ClaimState(claim, priority)
+        lines = session.execute(
+            select(
+                ClaimLine.id, ClaimLine.claim_id, ClaimLine.service_line_id, ClaimLine.line_number, ClaimLine.charge,
+                ServiceLine.procedure_code, ServiceLine.modifiers, ServiceLine.units, ServiceLine.charge,
+                ServiceLine.date_of_service,
+            )
+            .join(ServiceLine, ServiceLine.id == ClaimLine.service_line_id)
+            .where(ClaimLine.claim_id.in_(chunk))
+            .order_by(ClaimLine.claim_id, ClaimLine.line_number)
+        ).all()  # fmt: skip
+        for line_id, claim_id, sl_id, number, charge, code, modifiers, units, sl_charge, dos in lines:
+            service = _Service(sl_id, code, list(modifiers or []), units, sl_charge, dos)
+            states[claim_id].lines.append(_Line(line_id, claim_id, sl_id, number, charge, service))
     return states, (_load_in_force(session, states) if states else {})
 
 
@@ -414,24 +453,25 @@ def post_remittance(session: Session, remittance: Remittance, *, inbound_id: int
         "underpayments": 0,
     }
     statuses = _statuses_after(session, states, outcomes)
-    remittance_claims: list[RemittanceClaim] = []
+    remittance_claims: list[dict] = []
     posted_paid: list[Decimal] = []
     for out in outcomes:
         payment = out.payment
-        row = RemittanceClaim(
-            deposit_id=deposit.id,
-            claim_id=out.claim_id,
-            patient_control_number=payment.patient_control_number[:38],
-            status_code=payment.status_code[:2],
-            charge=money(payment.total_charge),
-            paid=money(payment.paid),
-            patient_responsibility=money(payment.patient_responsibility),
-            payer_claim_number=payment.payer_claim_number[:50],
-            segment_position=payment.segment_position,
-            outcome=out.outcome,
-            exception_reason=out.reason if out.outcome == "exception" else "",
+        remittance_claims.append(
+            {
+                "deposit_id": deposit.id,
+                "claim_id": out.claim_id,
+                "patient_control_number": payment.patient_control_number[:38],
+                "status_code": payment.status_code[:2],
+                "charge": money(payment.total_charge),
+                "paid": money(payment.paid),
+                "patient_responsibility": money(payment.patient_responsibility),
+                "payer_claim_number": payment.payer_claim_number[:50],
+                "segment_position": payment.segment_position,
+                "outcome": out.outcome,
+                "exception_reason": out.reason if out.outcome == "exception" else "",
+            }
         )
-        remittance_claims.append(row)
         if out.outcome == "exception":
             summary["exceptions"].append(
                 {"patient_control_number": payment.patient_control_number, "segment": payment.segment_position,
@@ -453,23 +493,21 @@ def post_remittance(session: Session, remittance: Remittance, *, inbound_id: int
             summary["claims_posted"] += 1
             notes.append(_move(session, claim, statuses[claim.id], f"835: {figures}"))
         summary["notes"] += [note for note in notes if note]
-    session.add_all(remittance_claims)
     session.flush()
+    rc_ids = _insert_remittance_claims(session, remittance_claims)
 
     # Forwarded claims: the crossover payer gets the claim from this payer; the patient's share stays with insurance.
     for out in outcomes:
         if out.outcome == "posted" and out.payment.status_code in FORWARDED:
-            _record_crossover(poster, states[out.claim_id].claim, out, summary)
+            _record_crossover(poster, states[out.claim_id], out, summary)
     ledger.post_rows(session, poster.deferred)
 
-    posted = [(out, rc) for out, rc in zip(outcomes, remittance_claims, strict=True) if out.outcome == "posted"]
-    summary["underpayments"] = len(
-        underpayments.check_claims(
-            session,
-            [(states[out.claim_id].claim, rc.id) for out, rc in posted if not out.later_payer],
-            deposit.id,
-        )
-    )
+    checked = [
+        (states[out.claim_id].claim, rc_ids[out.payment.segment_position], states[out.claim_id].lines)
+        for out in outcomes
+        if out.outcome == "posted" and not out.later_payer
+    ]
+    summary["underpayments"] = len(underpayments.check_claims(session, checked, deposit.id))
     _resolve_reversed_underpayments(session, outcomes, remittance)
     summary["total_paid"] = str(total(posted_paid))
 
@@ -486,6 +524,35 @@ def post_remittance(session: Session, remittance: Remittance, *, inbound_id: int
     summary["secondary_claims"] = [claim.id for claim in secondary]
     session.flush()
     return summary
+
+
+def _insert_remittance_claims(session: Session, rows: list[dict]) -> dict[int, int]:
+    """The set's RemittanceClaim rows; segment position -> id. A large set goes through COPY (see ledger.post_rows)."""
+    table = RemittanceClaim.__table__
+    if len(rows) < ledger.COPY_FROM:
+        if not rows:
+            return {}
+        result = session.execute(insert(table).values(rows).returning(table.c.segment_position, table.c.id))
+        return dict(result.all())
+    columns = list(rows[0])
+    connection = session.connection()
+    schema = connection.get_execution_options().get("schema_translate_map", {}).get(None)
+    target = f'"{schema}".{table.name}' if schema else table.name
+    types = ", ".join(f"{c} {table.c[c].type.compile(dialect=connection.dialect)}" for c in columns)
+    names = ", ".join(columns)
+    stage = "pg_temp.medbill_remittance_claim_stage"
+    with connection.connection.driver_connection.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (ord integer, {types}) ON COMMIT DELETE ROWS")
+        cur.execute(f"TRUNCATE {stage}")
+        with cur.copy(f"COPY {stage} (ord, {names}) FROM STDIN") as copy:
+            for index, row in enumerate(rows):
+                copy.write_row((index, *(row[c] for c in columns)))
+        cur.execute(
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} ORDER BY ord RETURNING segment_position, id"
+        )
+        ids = dict(cur.fetchall())
+        cur.execute(f"TRUNCATE {stage}")
+    return ids
 
 
 def _figures(payment: ClaimPayment, trace: str) -> str:
@@ -513,13 +580,13 @@ def _post_claim(session: Session, poster: _Poster, states: dict[int, _ClaimState
         return _Outcome(payment, "exception", f"no claim with patient control number {payment.patient_control_number}")
     claim = state.claim
     out = _Outcome(payment, "posted", claim_id=claim.id)
-    if not claim.lines:
+    if not state.lines:
         out.outcome, out.reason = "exception", f"claim {claim.id} has no lines to post to"
         return out
     if payment.is_reversal:
         return _reverse(poster, state, payment, out)
     out.later_payer = state.priority > 1 or payment.status_code in AS_LATER_PAYER
-    pairs, reason = match_lines(claim, payment, state.taken)
+    pairs, reason = match_lines(claim, payment, state.taken, state.lines)
     if reason:
         out.outcome, out.reason = "exception", reason
         return out
@@ -549,7 +616,7 @@ def _post_claim(session: Session, poster: _Poster, states: dict[int, _ClaimState
         return out
     for _svc, line in pairs:
         state.taken[line.id] = payment.segment_position
-    first = claim.lines[0]
+    first = state.lines[0]
     lines = [line for _svc, line in fresh] + [first]
     for line in lines:
         poster.ensure_charge(claim, line)
@@ -690,8 +757,8 @@ def _pending_by_claim(session: Session, claim_ids: list[int]) -> dict[int, Decim
     return out
 
 
-def _record_crossover(poster: _Poster, claim: Claim, out: _Outcome, summary: dict) -> None:
-    payment = out.payment
+def _record_crossover(poster: _Poster, state: _ClaimState, out: _Outcome, summary: dict) -> None:
+    claim, payment = state.claim, out.payment
     party = payment.crossover_payer
     name = (party.name if party else "") or "another payer"
     claim.crossover_payer_name = name[:60]
@@ -703,12 +770,11 @@ def _record_crossover(poster: _Poster, claim: Claim, out: _Outcome, summary: dic
     )
     # The patient's share of this adjudication goes back to insurance: the crossover payer is billed for it.
     by_line: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    lines: dict[int, ClaimLine] = {}
+    lines = {line.id: line for line in state.lines}
+    keys = set(out.keys)
     for row in poster.rows:
-        if row["posting_key"] in out.keys and row["kind"] == "patient_responsibility":
+        if row["posting_key"] in keys and row["kind"] == "patient_responsibility":
             by_line[row["claim_line_id"]] += row["amount"]
-    for line in claim.lines:
-        lines[line.id] = line
     for line_id, amount in by_line.items():
         if not amount:
             continue

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from billing import ledger
 from billing.claim_parties import ascii_text, subscriber_person
@@ -50,7 +50,9 @@ def build_secondary_claims(session: Session, claim_ids: list[int], *, practice_i
     claims = []
     for start in range(0, len(claim_ids), CHUNK):
         chunk = claim_ids[start : start + CHUNK]
-        claims += session.scalars(select(Claim).where(Claim.id.in_(chunk), Claim.status.in_(PAID))).all()
+        claims += session.scalars(
+            select(Claim).where(Claim.id.in_(chunk), Claim.status.in_(PAID)).options(lazyload(Claim.lines))
+        ).all()
     # Most patients have one coverage: ask once which of them have another, instead of once per claim.
     patients = sorted({claim.patient_id for claim in claims})
     with_more: set[int] = set()

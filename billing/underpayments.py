@@ -151,9 +151,10 @@ def check_claim(
     return added
 
 
-def check_claims(session: Session, claims: list[tuple[Claim, int | None]], deposit_id: int) -> list[int]:
-    """`check_claim` for many claims of one deposit (claim, remittance claim id): what the deposit posted is read in
-    one query, and contracts and rates once per payer, date and code. Ids of the underpayments added."""
+def check_claims(session: Session, claims: list[tuple[Claim, int | None, list]], deposit_id: int) -> list[int]:
+    """`check_claim` for many claims of one deposit (claim, remittance claim id, its lines — ClaimLine or anything
+    with the same attributes): what the deposit posted is read in one query, and contracts and rates once per payer,
+    date and code. Ids of the underpayments added."""
     if not claims:
         return []
     figures: dict[int, dict[int, _LineFigures]] = {}
@@ -205,14 +206,14 @@ def check_claims(session: Session, claims: list[tuple[Claim, int | None]], depos
         return None
 
     rows = []
-    for claim, remittance_claim_id in claims:
+    for claim, remittance_claim_id, lines in claims:
         posted_lines = figures.get(claim.id, {})
         if not posted_lines:
             continue
         if claim.payer_id not in tolerances:
             tolerances[claim.payer_id] = tolerance_for(session, claim.payer_id)
         tolerance = tolerances[claim.payer_id]
-        for line in claim.lines:
+        for line in lines:
             posted = posted_lines.get(line.id)
             if posted is None or posted.paid < 0 or (posted.paid == 0 and posted.co_reasons - CONTRACTUAL_REASONS):
                 continue
