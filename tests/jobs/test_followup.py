@@ -1,11 +1,13 @@
-"""Claim follow-up: the daily job function, run directly, lists exactly the claims submitted more than the payer's
-follow-up days ago (default 30, per payer enrolment) with no 277CA and no 835; running it again adds nothing; an item
-resolves itself when a response arrives; one a biller closed stays closed. The scheduled fan-out enqueues one job
-per practice under a deterministic id."""
+"""Claim follow-up: the daily job function, run directly (and once by a real RQ worker), lists exactly the claims
+submitted more than the payer's follow-up days ago (default 30, per payer enrolment) with no 277CA and no 835; running
+it again adds nothing; an item resolves itself when a response arrives; one a biller closed stays closed. The
+scheduled fan-out enqueues one job per practice under a deterministic id."""
 
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +22,7 @@ from jobs.runtime import Runtime
 from jobs.schedule import SCHEDULE
 from medbill.errors import Conflict, Invalid
 from tests.billing.factories import billing_practice, insured_patient, visit
+from tests.conftest import PROJECT_ROOT
 
 
 @pytest.fixture()
@@ -137,3 +140,27 @@ def test_schedule_fans_out_daily_with_deterministic_ids(services, submitted, job
         queued = queue.fetch_job(f"followup-{slug}-{datetime.now(UTC):%Y%m%d}")
         if queued is not None:
             queued.delete()
+
+
+def test_a_real_worker_runs_the_follow_up_job(services, factory, env):
+    bp = billing_practice(services, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        patient = insured_patient(services, bp, factory)
+        (claim,) = claim_service.create_claims(s, bp.access, visit(services, bp, patient))
+        transition(s, claim, "ready", source="test")
+        s.commit()
+        prepared = submissions.prepare_submission(s, practice_slug=bp.slug, user_id=None)
+        prepared.submission.storage_key = "test"
+        submissions.mark_transmitted(s, prepared.submission, user_id=None)
+        _age(s, claim.id, 31)
+        s.commit()
+    job = services.dispatcher.enqueue_now("default", "jobs.followup.followup_practice", bp.slug)
+    run = subprocess.run(
+        [sys.executable, "-m", "medbill.cli", "worker", "--burst", "--queue", "default"],
+        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    job.refresh()
+    assert job.get_status() == "finished" and job.return_value()["added"] == 1
+    with services.db.tenant_session(bp.slug) as s:
+        assert _open(s) == [claim.id]
