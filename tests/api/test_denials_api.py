@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from billing import ledger
 from billing.models import DenialItem, LedgerEntry
@@ -200,3 +200,23 @@ def test_the_endpoints_are_documented(client):
         assert f"/api/v1/practices/{{slug}}{path}" in spec["paths"], path
     queue = spec["paths"]["/api/v1/practices/{slug}/denial-work"]["get"]
     assert {p["name"] for p in queue["parameters"]} >= {"reason", "payer_id", "min_age", "max_amount", "status", "kind"}
+
+
+def test_queue_does_not_query_per_row(client, services, denied, biller):
+    def measure(per_page: int) -> tuple[int, int]:
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        event.listen(services.db.engine, "before_cursor_execute", count)
+        try:
+            body = _items(client, denied, biller, status="all", per_page=per_page)
+        finally:
+            event.remove(services.db.engine, "before_cursor_execute", count)
+        return len(statements), len(body["items"])
+
+    measure(1)  # the queue is synced with what posting recorded
+    (one, n_one), (many, n_many) = measure(1), measure(100)
+    assert n_one == 1 and n_many > 5
+    assert one == many
