@@ -378,18 +378,33 @@ class _Poster:
                     f"claim {claim.id} line {line.line_number}: {adj.group}-{adj.reason} {money(adj.amount)} posted "
                     f"as {amount}: the rest is the prior payers' adjudication, already on the account"
                 )
-            if amount:
+            if amount and not paid and adj.reason not in (PRIOR_PAYER_REASON, *underpayments.CONTRACTUAL_REASONS):
+                # The later payer denies the line: what it was billed for is the patient's again, not a write-off.
+                out.keys.append(
+                    self._row(
+                        claim,
+                        line,
+                        "transfer_to_secondary",
+                        -amount,
+                        f"{adj.segment_position}:{index}",
+                        group_code=adj.group[:2],
+                        reason_code=adj.reason[:5],
+                        note=f"denied by this payer ({adj.group}-{adj.reason}): the share returns to the patient",
+                    )  # fmt: skip
+                )
+                pending -= amount
+            elif amount:
                 why = f"{note}; " if note else ""
+                short = amount != money(adj.amount)
+                key = f"{adj.segment_position}:{index}"
                 out.keys.append(
                     self._adjustment(
                         claim,
                         line,
                         adj,
                         amount,
-                        f"{adj.segment_position}:{index}",
-                        f"{why}of {money(adj.amount)} adjudicated by this payer"
-                        if amount != money(adj.amount)
-                        else note,
+                        key,
+                        f"{why}of {money(adj.amount)} adjudicated by this payer" if short else note,
                     )  # fmt: skip
                 )
                 pending -= amount

@@ -439,3 +439,34 @@ def test_a_claim_paid_on_two_eras_posts_the_rest_without_duplicates(services, bp
     assert "already adjudicated" in exception["reason"] and "reversal" in exception["reason"]
     with services.db.tenant_session(bp.slug) as s:
         assert ledger.claim_balance(s, v.claim_id).payments == D("80.00")
+
+
+def test_a_secondary_denial_returns_the_share_to_the_patient(services, bp, factory):
+    second = shared_payer(services, name="Denying Plan")
+    patient = insured_patient(services, bp, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        setup.enroll_payer(s, bp.access, second.id, {})
+        setup.add_coverage(
+            s, bp.access, patient,
+            {"payer_id": second.id, "priority": 2, "member_id": "DEN445566", "relationship_code": "18",
+             "effective_date": date(2020, 1, 1)},
+        )  # fmt: skip
+        s.commit()
+    v = new_visit(services, bp, patient)
+    (secondary_id,) = post(services, bp, _primary_era(v, "PRI0000009"))["secondary_claims"]
+    with services.db.tenant_session(bp.slug) as s:
+        sec = {cl.service_line_id: cl.id for cl in s.get(Claim, secondary_id).lines}
+        sec_lines = [sec[s.get(ClaimLine, i).service_line_id] for i in v.line_ids]
+    submit(services, bp, secondary_id)
+    # Not covered by the secondary (CO-109 on the whole charge): nothing paid, the 39.00 is the patient's again.
+    denial = Clp(secondary_id, "4", [
+        Svc(sec_lines[0], "99213", "150.00", "0", [("CO", "109", "150.00")], ("25",)),
+        Svc(sec_lines[1], "36415", "25.00", "0", [("CO", "109", "25.00")]),
+    ])  # fmt: skip
+    summary = post(services, bp, era([denial], trace="DEN0000001", dos=v.dos, payer="PAYER3"))
+    assert summary["claims_posted"] == 1 and summary["exceptions"] == []
+    with services.db.tenant_session(bp.slug) as s:
+        b = ledger.claim_balance(s, v.claim_id)
+        assert (b.charges, b.payments, b.adjustments) == (D("175.00"), D("76.00"), D("60.00"))
+        assert (b.insurance, b.patient) == (D("0.00"), D("39.00"))
+        assert s.get(Claim, secondary_id).status == "denied"

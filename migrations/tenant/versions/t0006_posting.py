@@ -48,7 +48,8 @@ def upgrade() -> None:
         UPDATE ledger_entries le SET posting_key = 'charge:service:' || le.service_line_id
         WHERE le.kind = 'charge' AND le.posting_key LIKE 'charge:%'
           AND le.id = (SELECT min(f.id) FROM ledger_entries f WHERE f.kind = 'charge'
-                       AND f.service_line_id = le.service_line_id AND f.posting_key LIKE 'charge:%')
+                       AND f.service_line_id = le.service_line_id AND f.posting_key LIKE 'charge:%'
+                       AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.reverses_entry_id = f.id))
           AND NOT EXISTS (SELECT 1 FROM ledger_entries k WHERE k.posting_key = 'charge:service:' || le.service_line_id)
         """
     )
