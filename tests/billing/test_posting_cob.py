@@ -470,3 +470,40 @@ def test_a_secondary_denial_returns_the_share_to_the_patient(services, bp, facto
         assert (b.charges, b.payments, b.adjustments) == (D("175.00"), D("76.00"), D("60.00"))
         assert (b.insurance, b.patient) == (D("0.00"), D("39.00"))
         assert s.get(Claim, secondary_id).status == "denied"
+
+
+def test_reversing_the_primary_brings_the_secondary_transfer_back_in_line(services, bp, factory):
+    second = shared_payer(services, name="Following Plan")
+    patient = insured_patient(services, bp, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        setup.enroll_payer(s, bp.access, second.id, {})
+        setup.add_coverage(
+            s, bp.access, patient,
+            {"payer_id": second.id, "priority": 2, "member_id": "FOL998877", "relationship_code": "18",
+             "effective_date": date(2020, 1, 1)},
+        )  # fmt: skip
+        s.commit()
+    v = new_visit(services, bp, patient)
+    (secondary_id,) = post(services, bp, _primary_era(v, "PRI0000010"))["secondary_claims"]
+    summary = post(services, bp, era([_reversed_clp(v)], trace="REVPRI0001", dos=v.dos))
+    assert summary["reversals"] == 1 and summary["secondary_claims"] == []
+    with services.db.tenant_session(bp.slug) as s:
+        b = ledger.claim_balance(s, v.claim_id)  # back to the bare charge: nothing for the patient, all with insurance
+        assert (b.payments, b.adjustments, b.insurance, b.patient) == (0, 0, D("175.00"), 0)
+        transfers = s.scalars(
+            select(LedgerEntry.amount)
+            .where(LedgerEntry.claim_id == secondary_id, LedgerEntry.kind == "transfer_to_secondary")
+            .order_by(LedgerEntry.id)
+        ).all()
+        assert sum(transfers) == 0 and len(transfers) == 4
+    # The payer adjudicates again with another patient share: the secondary is billed for the new one.
+    readjudicated = Clp(v.claim_id, "1", [
+        Svc(v.line_ids[0], "99213", "150.00", "70.00", [("CO", "45", "55.00"), ("PR", "2", "25.00")], ("25",)),
+        Svc(v.line_ids[1], "36415", "25.00", "20.00", [("CO", "45", "5.00")]),
+    ])  # fmt: skip
+    summary = post(services, bp, era([readjudicated], trace="PRI0000011", dos=v.dos))
+    assert summary["claims_posted"] == 1 and summary["secondary_claims"] == []  # the secondary exists already
+    with services.db.tenant_session(bp.slug) as s:
+        b = ledger.claim_balance(s, v.claim_id)
+        assert (b.payments, b.adjustments, b.insurance, b.patient) == (D("90.00"), D("60.00"), D("25.00"), 0)
+        assert s.get(Claim, v.claim_id).status == "paid"
