@@ -215,6 +215,14 @@ def _prior_payer(session: Session, claim: Claim, prior: Claim, coverage: Coverag
             if e.kind in ADJUSTMENT_KINDS:
                 group = e.group_code or ("PR" if e.kind == "patient_responsibility" else "OA")
                 sums[(group, e.reason_code or "45")] += e.amount
+            elif e.kind == "transfer_to_secondary" and e.group_code:
+                sums[(e.group_code, e.reason_code)] -= e.amount  # a later payer's denial (billing.posting)
+        if coverage.priority > 1 and posted:
+            # A later payer's own adjudication repeats its prior payers' (OA-23, a repeated CO-45): posting keeps only
+            # what it took off the account, so the rest of the charge is reported as the prior payers' impact.
+            gap = claim_line.charge - paid - total(sums.values())
+            if gap > 0:
+                sums[("OA", "23")] += gap
         adjustments = tuple((g, r, amount) for (g, r), amount in sums.items() if amount)
         patient_liability += total(a for (g, _r), a in sums.items() if g == "PR")
         if not posted:

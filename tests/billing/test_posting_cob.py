@@ -507,3 +507,63 @@ def test_reversing_the_primary_brings_the_secondary_transfer_back_in_line(servic
         b = ledger.claim_balance(s, v.claim_id)
         assert (b.payments, b.adjustments, b.insurance, b.patient) == (D("90.00"), D("60.00"), D("25.00"), 0)
         assert s.get(Claim, v.claim_id).status == "paid"
+
+
+def test_a_tertiary_is_billed_what_the_secondary_left_to_the_patient(services, bp, factory):
+    from billing.secondary import prior_payers
+
+    patient = insured_patient(services, bp, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        for priority, name in ((2, "Second Tier Plan"), (3, "Third Tier Plan")):
+            payer = shared_payer(services, name=name)
+            setup.enroll_payer(s, bp.access, payer.id, {})
+            setup.add_coverage(
+                s, bp.access, patient,
+                {"payer_id": payer.id, "priority": priority, "member_id": f"TIER{priority}0001",
+                 "relationship_code": "18", "effective_date": date(2020, 1, 1)},
+            )  # fmt: skip
+        s.commit()
+    v = new_visit(services, bp, patient)
+    (secondary_id,) = post(services, bp, _primary_era(v, "PRI0000020"))["secondary_claims"]
+    with services.db.tenant_session(bp.slug) as s:
+        sec = {cl.service_line_id: cl.id for cl in s.get(Claim, secondary_id).lines}
+        sec_lines = [sec[s.get(ClaimLine, i).service_line_id] for i in v.line_ids]
+    submit(services, bp, secondary_id)
+    text = era(
+        [
+            Clp(
+                secondary_id,
+                "2",
+                [
+                    Svc(
+                        sec_lines[0],
+                        "99213",
+                        "150.00",
+                        "28.00",
+                        [("CO", "45", "55.00"), ("OA", "23", "60.00"), ("PR", "2", "7.00")],
+                        ("25",),
+                    ),
+                    Svc(sec_lines[1], "36415", "25.00", "4.00", [("CO", "45", "5.00"), ("OA", "23", "16.00")]),
+                ],
+            )  # fmt: skip
+        ],
+        trace="SEC0000020",
+        dos=v.dos,
+        payer="PAYER2",
+    )
+    (tertiary_id,) = post(services, bp, text)["secondary_claims"]
+    with services.db.tenant_session(bp.slug) as s:
+        b = ledger.claim_balance(s, v.claim_id)
+        # 175 - 76 - 60 (primary) - 32 (secondary) = 7.00, the secondary's PR, now billed to the tertiary.
+        assert (b.payments, b.adjustments, b.insurance, b.patient) == (D("108.00"), D("60.00"), D("7.00"), 0)
+        assert s.get(Claim, secondary_id).status == "paid"
+        tertiary = s.get(Claim, tertiary_id)
+        assert tertiary.status == "ready"  # scrubbed clean, prior payers' adjudications included
+        payers = prior_payers(s, tertiary)
+        assert [p.other_payer.responsibility for p in payers] == ["P", "S"]
+        assert all(p.problems == [] for p in payers), [p.problems for p in payers]
+        # The secondary's line 1 as the tertiary's 837 reports it: paid 28.00, PR 7.00, the rest the prior payer's.
+        line1 = payers[1].lines[s.get(ClaimLine, v.line_ids[0]).service_line_id]
+        assert line1.paid == D("28.00") and sorted(line1.adjustments) == [
+            ("OA", "23", D("115.00")), ("PR", "2", D("7.00")),
+        ]  # fmt: skip
