@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from redis import Redis
 
-from tests.conftest import PASSWORD, PROJECT_ROOT
+from tests.conftest import PASSWORD, PROJECT_ROOT, REDIS_BASE, REDIS_DB
 
 CHROMIUM = os.environ.get("MEDBILL_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
@@ -56,9 +57,20 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="session")
+def _live_env(env: dict[str, str]) -> dict[str, str]:
+    """The test run's servers, but a Redis DB of the live app's own: its worker must not take the jobs that other
+    tests enqueue and run with workers of their own (and the other way round)."""
+    live_db = 8 + (REDIS_DB - 8 + 4) % 8
+    url = f"{REDIS_BASE}/{live_db}"
+    Redis.from_url(url).flushdb()
+    return env | {"REDIS_URL": url}
+
+
+@pytest.fixture(scope="package")
 def live_url(env, services, tmp_path_factory) -> Iterator[str]:
-    """The portal's base URL, served by real `medbill web` and `medbill worker` processes."""
+    """The portal's base URL, served by real `medbill web` and `medbill worker` processes (for this package's
+    tests only: stopped when they are done)."""
+    env = _live_env(env)
     port = _free_port()
     logs = tmp_path_factory.mktemp("live-logs")
     web_log = open(logs / "web.log", "w")  # noqa: SIM115 (open for the processes' lifetime)
