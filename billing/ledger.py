@@ -12,6 +12,7 @@ billed for it, so what is still pending with insurance is never billed to the pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import case, func, select
@@ -73,6 +74,22 @@ def all_kinds() -> list[str]:
     return [*EFFECTS, *BUCKETED]
 
 
+_ACCOUNTING_DATE = "ledger_accounting_date"
+
+
+def accounting_date(session: Session) -> date:
+    """The date entries posted now count on (reports group by it): the session's business date when its work has
+    one (an 835's payment date), else today."""
+    return session.info.get(_ACCOUNTING_DATE) or date.today()
+
+
+def set_accounting_date(session: Session, day: date | None) -> date | None:
+    """Date what the session posts from here on (None: today again); returns the date it replaces."""
+    previous = session.info.get(_ACCOUNTING_DATE)
+    session.info[_ACCOUNTING_DATE] = day
+    return previous
+
+
 def charge_key(service_line_id: int) -> str:
     """The posting key of a service's one charge, whichever claim posts it first (submission or remittance)."""
     return f"charge:service:{service_line_id}"
@@ -94,8 +111,9 @@ def entry_row(
     posting_key: str | None = None,
     user_id: int | None = None,
     note: str = "",
+    posted_on: date | None = None,
 ) -> dict:
-    """The column values of one entry, checked, for `post_rows`."""
+    """The column values of one entry, checked, for `post_rows` (which dates it when `posted_on` is None)."""
     amount = money(amount)
     insurance_delta, patient_delta = _deltas(kind, amount, bucket)
     return {
@@ -115,12 +133,14 @@ def entry_row(
         "posting_key": posting_key,
         "user_id": user_id,
         "note": note[:2000],
+        "posted_on": posted_on,
     }
 
 
 def reversal_row(
-    entry, *, source_type: str, source_id: str = "", posting_key: str | None = None, note: str = ""
-) -> dict:
+    entry, *, source_type: str, source_id: str = "", posting_key: str | None = None, note: str = "",
+    posted_on: date | None = None,
+) -> dict:  # fmt: skip
     """The mirror image of `entry` (a LedgerEntry or a row with the same attributes), for `post_rows`."""
     return {
         "service_line_id": entry.service_line_id,
@@ -139,6 +159,7 @@ def reversal_row(
         "posting_key": posting_key,
         "user_id": None,
         "note": note[:2000],
+        "posted_on": posted_on,
     }
 
 
@@ -149,6 +170,10 @@ def post_rows(session: Session, rows: list[dict]) -> set[str]:
     far more than the database's work at posting volume."""
     if not rows:
         return set()
+    today = accounting_date(session)
+    for row in rows:
+        if row.get("posted_on") is None:
+            row["posted_on"] = today
     if len(rows) >= COPY_FROM:
         return _copy_rows(session, rows)
     table = LedgerEntry.__table__
@@ -164,7 +189,7 @@ def post_rows(session: Session, rows: list[dict]) -> set[str]:
 _STAGE_COLUMNS = (
     "service_line_id", "claim_line_id", "claim_id", "patient_id", "kind", "amount", "insurance_delta",
     "patient_delta", "group_code", "reason_code", "reverses_entry_id", "source_type", "source_id", "posting_key",
-    "user_id", "note",
+    "user_id", "note", "posted_on",
 )  # fmt: skip
 _STAGE = "pg_temp.medbill_ledger_stage"
 
@@ -181,7 +206,8 @@ def _copy_rows(session: Session, rows: list[dict]) -> set[str]:
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (ord integer, service_line_id bigint, claim_line_id bigint, "
             "claim_id bigint, patient_id bigint, kind text, amount numeric(12, 2), insurance_delta numeric(12, 2), "
             "patient_delta numeric(12, 2), group_code text, reason_code text, reverses_entry_id bigint, "
-            "source_type text, source_id text, posting_key text, user_id bigint, note text) ON COMMIT DELETE ROWS"
+            "source_type text, source_id text, posting_key text, user_id bigint, note text, posted_on date) "
+            "ON COMMIT DELETE ROWS"
         )
         cur.execute(f"TRUNCATE {_STAGE}")
         with cur.copy(f"COPY {_STAGE} (ord, {columns}) FROM STDIN") as copy:
@@ -216,6 +242,7 @@ def post(
     user_id: int | None = None,
     note: str = "",
     patient_id: int | None = None,
+    posted_on: date | None = None,
 ) -> int | None:
     """Append an entry on the account of the claim line's service line, recording the claim and claim line as its
     cause; returns its id, or None when `posting_key` was posted before (nothing is added)."""
@@ -237,6 +264,7 @@ def post(
             posting_key=posting_key,
             user_id=user_id,
             note=note,
+            posted_on=posted_on or accounting_date(session),
         )  # fmt: skip
     )
     if posting_key is not None:
@@ -254,7 +282,7 @@ def _patient_of(session: Session, claim_id: int) -> int:
 
 def reverse(
     session: Session, entry_id: int, *, source_type: str, user_id: int | None = None, note: str = "",
-    posting_key: str | None = None,
+    posting_key: str | None = None, posted_on: date | None = None,
 ) -> int:  # fmt: skip
     """Cancel an entry with its mirror image. An entry is reversed at most once; a reversal is never reversed."""
     entry = session.get(LedgerEntry, entry_id)
@@ -265,7 +293,16 @@ def reverse(
     stmt = (
         insert(LedgerEntry)
         .values(
-            {**reversal_row(entry, source_type=source_type, posting_key=posting_key, note=note), "user_id": user_id}
+            {
+                **reversal_row(
+                    entry,
+                    source_type=source_type,
+                    posting_key=posting_key,
+                    note=note,
+                    posted_on=posted_on or accounting_date(session),
+                ),
+                "user_id": user_id,
+            }  # fmt: skip
         )
         .on_conflict_do_nothing(index_elements=["reverses_entry_id"])
         .returning(LedgerEntry.id)

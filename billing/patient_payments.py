@@ -196,6 +196,7 @@ def _apply(
             user_id=user_id,
             note=f"{payment.method} {payment.reference}".strip(),
             patient_id=payment.patient_id,
+            posted_on=payment.received_on,
         )
         if entry_id is None:  # only if someone posted under our key outside the patient lock
             raise Conflict(f"patient payment {payment.id} application {seq} was already posted")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import and_, func, select, update
@@ -418,7 +418,19 @@ class _Poster:
 
 
 def post_remittance(session: Session, remittance: Remittance, *, inbound_id: int, deposit_storage_key: str) -> dict:
-    """Post one 835 transaction set into the practice of `session`. Nothing is committed here."""
+    """Post one 835 transaction set into the practice of `session`. Nothing is committed here. Everything it posts
+    (secondary transfers included) counts on the payment's date (BPR16), or today when that is still ahead (an EFT
+    dated for the coming days)."""
+    payment_date = remittance.payment_date
+    day = payment_date if payment_date is not None and payment_date <= date.today() else None
+    previous = ledger.set_accounting_date(session, day)
+    try:
+        return _post_remittance(session, remittance, inbound_id=inbound_id, deposit_storage_key=deposit_storage_key)
+    finally:
+        ledger.set_accounting_date(session, previous)
+
+
+def _post_remittance(session: Session, remittance: Remittance, *, inbound_id: int, deposit_storage_key: str) -> dict:
     deposit = Deposit(
         inbound_file_id=inbound_id,
         payer_name=remittance.payer_name[:60],

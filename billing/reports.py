@@ -3,7 +3,8 @@ collection rates, days in A/R, denial and clean-claim rates), A/R aging by payer
 behind each bucket, payments allocated to rendering providers, and deposits reconciled against what they posted.
 
 Conventions, stated once:
-- An entry counts in the month of its accounting date; a reversal counts in the category
+- An entry counts in the month of its accounting date (`LedgerEntry.posted_on`: an 835's payment date, the day a
+  claim was billed, the day a patient paid); a reversal counts in the category
   of the entry it reverses, in its own month, with its (negated) amount.
 - Payments are insurance plus patient payments, net of refunds. Adjustments are contractual (CO) and other
   (other adjustments and write-offs).
@@ -81,7 +82,7 @@ def rate(numerator: Decimal, denominator: Decimal) -> Decimal | None:
 
 
 def _entry_date():
-    return cast(LedgerEntry.created_at, Date)
+    return LedgerEntry.posted_on
 
 
 def _category():
@@ -385,18 +386,30 @@ class AgingRow:
 
 
 def _owed_by_claim(session: Session, as_of: date):
-    """Per claim and date of service: the insurance and the patient part still owed at the end of `as_of`."""
+    """Per claim and date of service: the insurance and the patient part still owed at the end of `as_of`.
+
+    The ledger's account is the service line, billed by one claim after another (primary, secondary, a replacement):
+    what insurance still owes on a service is owed under the latest claim billing it (a void, frequency 8, bills
+    nobody), so a balance pending with the secondary ages under the secondary payer."""
+    responsible = (
+        select(ClaimLine.service_line_id, func.max(ClaimLine.claim_id).label("claim_id"))
+        .join(Claim, Claim.id == ClaimLine.claim_id)
+        .where(Claim.frequency_code != "8")
+        .group_by(ClaimLine.service_line_id)
+        .subquery()
+    )
     return (
         select(
-            LedgerEntry.claim_id,
+            responsible.c.claim_id,
             ServiceLine.date_of_service,
             func.sum(LedgerEntry.insurance_delta).label("insurance"),
             func.sum(LedgerEntry.patient_delta).label("patient"),
         )
-        .join(ClaimLine, ClaimLine.id == LedgerEntry.claim_line_id)
-        .join(ServiceLine, ServiceLine.id == ClaimLine.service_line_id)
+        .select_from(LedgerEntry)
+        .join(ServiceLine, ServiceLine.id == LedgerEntry.service_line_id)
+        .join(responsible, responsible.c.service_line_id == LedgerEntry.service_line_id)
         .where(_entry_date() <= as_of)
-        .group_by(LedgerEntry.claim_id, ServiceLine.date_of_service)
+        .group_by(responsible.c.claim_id, ServiceLine.date_of_service)
         .subquery()
     )
 

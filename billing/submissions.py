@@ -237,10 +237,12 @@ def pending_submissions(session: Session) -> list[Submission]:
     )
 
 
-def mark_transmitted(session: Session, submission: Submission, *, user_id: int | None) -> list[int]:
-    """The file reached the clearinghouse: its claims are submitted."""
+def mark_transmitted(
+    session: Session, submission: Submission, *, user_id: int | None, now: datetime | None = None
+) -> list[int]:
+    """The file reached the clearinghouse (at `now`, default the present): its claims are submitted."""
     submission.status = "transmitted"
-    submission.transmitted_at = datetime.now(UTC)
+    submission.transmitted_at = now or datetime.now(UTC)
     submission.attempts += 1
     submission.last_error = ""
     claim_ids = list(
@@ -278,6 +280,7 @@ def _charge_rows(claim: Claim, submission: Submission) -> list[dict]:
             source_id=f"claim:{claim.id}",
             posting_key=ledger.charge_key(line.service_line_id),
             note=f"billed in interchange {submission.interchange_control_number}",
+            posted_on=submission.created_at.date(),
         )  # fmt: skip
         for line in claim.lines
     ]

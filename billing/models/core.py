@@ -493,6 +493,7 @@ class LedgerEntry(TenantBase):
         ),
         Index("ix_ledger_entries_claim", "claim_id"),
         Index("ix_ledger_entries_patient", "patient_id"),
+        Index("ix_ledger_entries_posted_on", "posted_on"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -514,6 +515,9 @@ class LedgerEntry(TenantBase):
     posting_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     note: Mapped[str] = mapped_column(Text, server_default="")
     user_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The accounting date reports group by: the 835's payment date, the day a claim was billed, the day a patient
+    # paid; not the moment the row was written.
+    posted_on: Mapped[date] = mapped_column(Date, server_default=text("CURRENT_DATE"))
     created_at: Mapped[datetime] = utcnow_column()
 
 

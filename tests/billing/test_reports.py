@@ -87,3 +87,33 @@ def test_rates_are_none_without_a_denominator():
     assert reports.rate(Decimal(1), Decimal(3)) == Decimal("33.3")
     assert reports.bucket_of(0) == "0-30" and reports.bucket_of(31) == "31-60" and reports.bucket_of(121) == "120+"
     assert reports.months_back(date(2026, 2, 14), 3) == [date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+
+
+def test_a_balance_pending_with_the_secondary_ages_under_the_secondary_payer(services, factory):
+    from billing import setup
+    from tests.billing.factories import billing_practice, insured_patient, shared_payer
+    from tests.billing.test_posting_cob import _primary_era, new_visit, post
+
+    bp = billing_practice(services, factory)
+    second = shared_payer(services, name="Second Health Plan")
+    patient = insured_patient(services, bp, factory)
+    with services.db.tenant_session(bp.slug) as s:
+        setup.enroll_payer(s, bp.access, second.id, {})
+        setup.add_coverage(
+            s, bp.access, patient,
+            {"payer_id": second.id, "priority": 2, "member_id": "SEC112233", "relationship_code": "18",
+             "effective_date": date(2020, 1, 1)},
+        )  # fmt: skip
+        s.commit()
+    v = new_visit(services, bp, patient)
+    post(services, bp, _primary_era(v, "PRI0000777"))
+    as_of = date.today()
+    with services.db.tenant_session(bp.slug) as s:
+        rows = {row.label: row for row in reports.ar_aging(s, as_of)}
+        # The primary's PR (35.00 + 4.00) is billed to the secondary: owed by it, not by the primary nor the patient.
+        assert rows["Second Health Plan"].total == Decimal("39.00")
+        assert set(rows) == {"Second Health Plan", "Patients"}
+        assert rows["Patients"].total == ZERO
+        (bucket,) = [name for name, amount in rows["Second Health Plan"].buckets.items() if amount]
+        (claim,) = reports.aging_claims(s, as_of, key=rows["Second Health Plan"].key, bucket=bucket)
+        assert claim["owed"] == Decimal("39.00") and claim["claim_id"] != v.claim_id
