@@ -62,7 +62,8 @@ def appeal_out(appeal: Appeal) -> dict:
         "created_at": appeal.created_at,
         "created_by_user_id": appeal.created_by_user_id,
         "filename": appeal.filename,
-        "download_url": download_url(appeal),
+        # The audited route, never the storage link itself: every download of a letter is recorded.
+        "download_url": f"/api/v1/practices/{access().slug}/appeals/{appeal.id}/pdf" if appeal.storage_key else None,
         "pdf_url": f"/api/v1/practices/{access().slug}/appeals/{appeal.id}/pdf",
     }
 

@@ -243,7 +243,12 @@ def _statement(st: Statement, *, with_link: bool = True) -> dict:
         "oldest_age_days": st.oldest_age_days,
         "message_level": st.message_level,
         "aging": st.aging,
-        "download_url": _link(st.storage_key, f"statement-{st.statement_date.isoformat()}.pdf") if with_link else None,
+        # The audited route, never the storage link itself: every download of a statement is recorded.
+        "download_url": (
+            f"/api/v1/practices/{access().slug}/patients/{st.patient_id}/statements/{st.id}/pdf"
+            if with_link and st.storage_key
+            else None
+        ),
     }
 
 
@@ -258,7 +263,9 @@ def _payment(p) -> dict:
 
 def _run(run: StatementRun) -> dict:
     out = {c: getattr(run, c) for c in StatementRunOut._declared_fields if hasattr(run, c)}
-    out["batch_download_url"] = _link(run.batch_storage_key, f"statements-{run.cycle_start.isoformat()}.csv")
+    out["batch_download_url"] = (
+        f"/api/v1/practices/{access().slug}/statement-runs/{run.id}/batch" if run.batch_storage_key else None
+    )
     return out
 
 
@@ -424,6 +431,22 @@ def get_run(slug: str, run_id: int):
     audit.record_access(session, access(), "statement_run", run_id, "read")
     session.commit()
     return out
+
+
+@blp.route("/statement-runs/<id:run_id>/batch", methods=["GET"])
+@policy("patients:read")
+@blp.response(302)
+def statement_run_batch(slug: str, run_id: int):
+    """The run's print-vendor batch file (CSV): a redirect to a short-lived link; every download is audited."""
+    _practice_staff_only(f"statement run {run_id}")
+    session = db_session()
+    run = statements.get_run(session, run_id)
+    url = _link(run.batch_storage_key, f"statements-{run.cycle_start.isoformat()}.csv")
+    if url is None:
+        raise NotFound(f"statement run {run_id} has no batch file in storage")
+    audit.record_access(session, access(), "statement_run", run_id, "download")
+    session.commit()
+    return redirect(url, code=302)
 
 
 @blp.route("/patient-billing/settings", methods=["GET"])

@@ -132,10 +132,12 @@ def test_appeal_letter_and_outcome(client, services, denied, biller):
     )  # fmt: skip
     assert response.status_code == 201, response.get_json()
     appeal = response.get_json()
-    assert appeal["family"] == "medical_necessity" and appeal["download_url"].startswith("http")
+    # The link given out is the audited route, never a storage link that would skip the audit.
+    assert appeal["family"] == "medical_necessity" and appeal["download_url"] == appeal["pdf_url"]
     assert "Documented chest pain justified the ECG." in appeal["letter_text"]
     pdf = client.get(appeal["pdf_url"], headers=biller)
     assert pdf.status_code == 302 and f"appeal-{appeal['id']}.pdf" in pdf.headers["Location"]
+    assert (str(appeal["id"]), "download") in _audited(services, denied.bp.slug, "appeal")
     with services.db.tenant_session(denied.bp.slug) as s:
         key = s.scalar(select(DenialItem.appeal_id).where(DenialItem.id == item["id"]))
         assert key == appeal["id"]

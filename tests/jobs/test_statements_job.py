@@ -57,7 +57,10 @@ def test_a_statement_run_through_a_worker(client, services, factory, env):
     assert pdf.status_code == 302 and pdf.headers["Location"]
     account = client.get(f"/api/v1/practices/{bp.slug}/patients/{first['patient_id']}/account", headers=headers)
     assert [st["id"] for st in account.get_json()["statements"]] == [first["id"]]
-    assert account.get_json()["statements"][0]["download_url"]
+    assert account.get_json()["statements"][0]["download_url"] == pdf.request.path
+    # The print vendor's batch: through the audited route, which hands out a short-lived link to the same file.
+    batch = client.get(detail["batch_download_url"], headers=headers)
+    assert batch.status_code == 302 and "statements-" in batch.headers["Location"]
     rows = list(csv.DictReader(io.StringIO(services.storage.get(detail["batch_storage_key"]).decode())))
     assert sorted(r["amount_due"] for r in rows) == ["25.00", "30.00"]
     with services.db.tenant_session(bp.slug) as s:
