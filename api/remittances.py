@@ -630,9 +630,11 @@ def claim_ledger(session: Session, claim_id: int) -> dict:
         .where(ClaimLine.claim_id == claim.id)
         .order_by(ClaimLine.line_number, ClaimLine.id)
     ).all()
-    numbers = {ln.ClaimLine.id: (ln.ClaimLine.line_number, ln.procedure_code) for ln in lines}
+    # Entries sit on the service's account, posted by this claim or another billing the same service (the primary,
+    # a secondary, a replacement): each is shown against this claim's line for that service.
+    numbers = {ln.ClaimLine.service_line_id: (ln.ClaimLine.line_number, ln.procedure_code) for ln in lines}
     entries = [
-        entry_out(e, *numbers.get(e.claim_line_id, (None, None))) for e in ledger.entries_for_claim(session, claim.id)
+        entry_out(e, *numbers.get(e.service_line_id, (None, None))) for e in ledger.entries_for_claim(session, claim.id)
     ]
     return {
         "claim": claim,
