@@ -3,14 +3,15 @@ tokens for integrations (the secret is shown once, only its hash is stored)."""
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from api.errors import error_response
 from api.security import db_session, policy, principal
 from medbill.errors import NotFound, Unauthorized
-from tenants import audit
+from tenants import audit, throttle
 from tenants.auth import authenticate, issue_token, revoke_token
 from tenants.models import ApiToken, Membership, User
 
@@ -53,12 +54,22 @@ class ApiTokenCreated(ApiTokenOut):
 @blp.arguments(TokenRequest)
 @blp.response(200, TokenResponse)
 @blp.alt_response(401, schema=None, description="wrong email or password")
+@blp.alt_response(429, schema=None, description="too many failed attempts; retry after the Retry-After seconds")
 def create_token(body):
-    """Log in: exchange email and password for a bearer access token."""
+    """Log in: exchange email and password for a bearer access token. Failed attempts are limited per account and
+    per client address; past the limit the answer is 429 with Retry-After."""
+    limiter = throttle.for_services(current_app.extensions["medbill"])
+    wait = limiter.retry_after(body["email"], request.remote_addr)
+    if wait is not None:
+        response = error_response(429, f"too many failed sign-in attempts; try again in {throttle.minutes_text(wait)}")
+        response.headers["Retry-After"] = str(wait)
+        return response
     session = db_session()
     user = authenticate(session, body["email"], body["password"])
     if user is None:
+        limiter.failed(body["email"], request.remote_addr)
         raise Unauthorized("wrong email or password")
+    limiter.succeeded(body["email"], request.remote_addr)
     ttl = current_app.extensions["medbill"].settings.access_token_ttl
     raw, token = issue_token(session, user, kind="access", ttl_seconds=ttl)
     audit.record(session, user_id=user.id, practice_id=None, object_type="session", object_id=token.id, action="login")

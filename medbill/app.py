@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
-from flask import Flask
+from flask import Flask, request
 from flask_smorest import Api
 from flask_wtf.csrf import CSRFProtect
 from redis import Redis
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import (
     auth,
@@ -34,6 +34,7 @@ from api.security import close_session, enforce, unguarded_routes
 from integrations.storage import Storage
 from jobs.queues import Dispatcher
 from medbill.config import Settings
+from medbill.logging_config import configure_logging
 from medbill.services import make_database, make_redis, make_storage
 from tenants.db import Database
 
@@ -76,7 +77,7 @@ class MedbillApi(Api):
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = (settings or Settings.from_env()).ensure_secret_key()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     app = Flask("medbill", template_folder=None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -124,6 +125,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.views import bp as portal_bp
 
     app.register_blueprint(portal_bp)
+
+    if settings.proxy_hops:
+        # Behind N trusted proxies: the client address (login throttling, audit) and scheme come from X-Forwarded-*.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+
+    @app.after_request
+    def _api_security_headers(response):
+        # The portal blueprint sets its own (CSP included); JSON answers may carry PHI: never cached, never sniffed.
+        if request.path.startswith("/api/"):
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Cache-Control", "no-store")
+        if settings.secure_cookies:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
 
     app.before_request(enforce)
     app.teardown_request(close_session)

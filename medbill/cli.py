@@ -4,7 +4,6 @@ migrate, and administer companies, practices and users."""
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 import signal
 import sys
@@ -14,6 +13,7 @@ import click
 from sqlalchemy import select
 
 from medbill.config import Settings
+from medbill.logging_config import configure_logging
 
 
 def _settings() -> Settings:
@@ -65,6 +65,7 @@ def worker(queues: tuple[str, ...], burst: bool) -> None:
     settings = _settings()
     if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set")
+    configure_logging(settings.log_level)
     run_worker(settings.redis_url, list(queues) or None, burst=burst)
 
 
@@ -76,7 +77,7 @@ def scheduler() -> None:
     from medbill.services import make_redis
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     dispatcher = Dispatcher(make_redis(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

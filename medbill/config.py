@@ -32,6 +32,14 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     db_pool_size: int = 5
     log_level: str = "INFO"
+    # Failed sign-ins allowed per window (tenants/throttle.py): per account from one address, per account from all
+    # addresses, per client address over all accounts.
+    login_failures_per_account_address: int = 5
+    login_failures_per_account: int = 20
+    login_failures_per_address: int = 50
+    login_window_seconds: int = 900
+    # Reverse proxies in front of the web processes whose X-Forwarded-For/-Proto are trusted (0: none, serve direct).
+    proxy_hops: int = 0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -54,6 +62,11 @@ class Settings:
             public_url=env.get("MEDBILL_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             db_pool_size=int(env.get("MEDBILL_DB_POOL_SIZE", "5")),
             log_level=env.get("MEDBILL_LOG_LEVEL", "INFO"),
+            login_failures_per_account_address=int(env.get("MEDBILL_LOGIN_FAILURES_PER_ACCOUNT_ADDRESS", "5")),
+            login_failures_per_account=int(env.get("MEDBILL_LOGIN_FAILURES_PER_ACCOUNT", "20")),
+            login_failures_per_address=int(env.get("MEDBILL_LOGIN_FAILURES_PER_ADDRESS", "50")),
+            login_window_seconds=int(env.get("MEDBILL_LOGIN_WINDOW_SECONDS", "900")),
+            proxy_hops=int(env.get("MEDBILL_PROXY_HOPS", "0")),
         )
 
     def with_(self, **changes) -> Settings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import (
@@ -32,10 +33,14 @@ from werkzeug.exceptions import HTTPException
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from billing.models import Patient
+from api import remittances as remittance_reads
+from billing import denials as denial_work
+from billing import work_queues
+from billing.models import Patient, PatientImport, StatementRun
 from billing.patients import list_patients
+from billing.work_queues import WorkQueue
 from medbill.errors import DomainError, Forbidden, NotFound, Unauthorized
-from tenants import audit
+from tenants import audit, throttle
 from tenants.auth import authenticate, issue_token, resolve_token, revoke_token
 from tenants.authz import PracticeAccess, Principal, load_principal, resolve_practice, visible_practices
 from tenants.models import Practice
@@ -65,16 +70,9 @@ ROLE_LABELS = {
     "doctor": "Doctor",
     "agency": "Collection agency",
 }
-WORK_QUEUES = (
-    ("Scrub errors", "Claims that fail edits before submission."),
-    ("Rejections", "Claims the clearinghouse or payer rejected as unprocessable."),
-    ("Denials", "Adjudicated claims the payer denied, grouped by reason code."),
-    ("Underpayments", "Payments below the contracted amount."),
-    ("Posting exceptions", "Remittance lines that could not be posted automatically."),
-    ("Follow-up", "Claims with no payer response past their follow-up date."),
-    ("Statement candidates", "Patient balances ready for a statement."),
-    ("Collection candidates", "Balances past the practice's collection threshold."),
-)
+# The biller's home lists this many of the latest deposits and of the long jobs running.
+HOME_DEPOSITS = 5
+HOME_JOBS = 5
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
@@ -296,12 +294,23 @@ def login():
     form = LoginForm()
     failed = False
     if form.validate_on_submit():
+        limiter = throttle.for_services(_services())
+        wait = limiter.retry_after(form.email.data, request.remote_addr)
+        if wait is not None:
+            # Refused before the password is checked: a locked-out guesser learns nothing more.
+            form.password.data = ""
+            page = render_template(
+                "portal/login.html", form=form, failed=False, locked_for=throttle.minutes_text(wait), next_url=next_url
+            )
+            return page, 429, {"Retry-After": str(wait)}
         s = db()
         user = authenticate(s, form.email.data, form.password.data)
         if user is None:
             failed = True
             s.rollback()
+            limiter.failed(form.email.data, request.remote_addr)
         else:
+            limiter.succeeded(form.email.data, request.remote_addr)
             raw, token = issue_token(s, user, kind="portal", ttl_seconds=PORTAL_TTL_SECONDS)
             audit.record(
                 s,
@@ -360,6 +369,80 @@ def home():
     return render_template("portal/home_none.html")
 
 
+@dataclass
+class QueueCard:
+    queue: WorkQueue
+    count: int
+    url: str
+
+
+def _queue_cards(p: Principal, access: PracticeAccess | None) -> list[QueueCard]:
+    """Every queue of billing.work_queues the caller may work, with its count: one statement per queue (the denial
+    queue is first brought up to date with what posting recorded), whatever the queues' sizes."""
+    s = tenant_db(access) if access is not None else None
+    if s is not None and access.can("claims:read") and not access.placed_only:
+        denial_work.sync(s)
+    company_ids = [cid for cid, r in p.company_roles.items() if r in ("company_admin", "biller")]
+    cards = []
+    for queue in work_queues.QUEUES.values():
+        if queue.scope == "company":
+            if company_ids:
+                cards.append(QueueCard(queue, queue.count(db(), company_ids), url_for(queue.endpoint)))
+            continue
+        if s is None or not access.can(queue.permission) or (queue.staff_only and access.placed_only):
+            continue
+        url = url_for(queue.endpoint, slug=access.slug, **queue.link_args)
+        cards.append(QueueCard(queue, queue.count(s), url))
+    return cards
+
+
+def _latest_postings(access: PracticeAccess | None) -> list[dict] | None:
+    """The latest deposits with how many claims posted and how many are exceptions; None without claims:read."""
+    if access is None or not access.can("claims:read") or access.placed_only:
+        return None
+    s = tenant_db(access)
+    rows, _total = remittance_reads.list_deposits(s, page=1, per_page=HOME_DEPOSITS)
+    items = [remittance_reads.deposit_row(r.Deposit, r.claims_count, r.exceptions_count) for r in rows]
+    if items:
+        audit.record_access(s, access, "remittance", None, "list", {"home": True, "ids": [i["id"] for i in items]})
+    return items
+
+
+def _running_jobs(access: PracticeAccess | None) -> list[dict]:
+    """Long runs in progress that record it: statement runs (statements done of the patients selected) and patient
+    imports waiting for or in their job. Exports and posting record no progress while running."""
+    if access is None or access.placed_only:
+        return []
+    s = tenant_db(access)
+    jobs: list[dict] = []
+    if access.can("statements:write"):
+        runs = s.scalars(
+            select(StatementRun)
+            .where(StatementRun.status == "running")
+            .order_by(StatementRun.id.desc())
+            .limit(HOME_JOBS)
+        ).all()
+        jobs += [
+            {"label": f"Statement run of {run.statement_date:%B %-d, %Y}", "done": run.statements_done,
+             "total": run.patients_selected, "unit": "statements", "started": run.created_at,
+             "url": url_for("portal.statement_run", slug=access.slug, run_id=run.id)}
+            for run in runs
+        ]  # fmt: skip
+    if access.can("patients:write"):
+        imports = s.scalars(
+            select(PatientImport)
+            .where(PatientImport.status == "queued")
+            .order_by(PatientImport.id.desc())
+            .limit(HOME_JOBS)
+        ).all()
+        jobs += [
+            {"label": f"Patient import {imp.filename}", "done": imp.rows_created + imp.rows_existing,
+             "total": imp.rows_total, "unit": "rows", "started": imp.created_at, "url": None}
+            for imp in imports
+        ]  # fmt: skip
+    return jobs
+
+
 def _biller_home(p: Principal, role: str):
     practices = switchable_practices(p, role)
     current = _selected(practices)
@@ -369,13 +452,20 @@ def _biller_home(p: Principal, role: str):
         access = resolve_practice(db(), p, current.slug, "practice:read")
         if access.can("patients:read") and not access.placed_only:
             patient_count = tenant_db(access).scalar(select(func.count()).select_from(Patient))
+    cards = _queue_cards(p, access)
+    postings = _latest_postings(access)
+    jobs = _running_jobs(access)
+    if access is not None:
+        tenant_db(access).commit()  # the denial queue's sync and the audit of the postings shown
     return render_template(
         "portal/home_biller.html",
         practices=practices,
         current=current,
         access=access,
         patient_count=patient_count,
-        queues=WORK_QUEUES,
+        cards=cards,
+        postings=postings,
+        jobs=jobs,
     )
 
 
