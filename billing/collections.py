@@ -977,7 +977,9 @@ def _write_export(
     fmt = agency_formats.validate_format(format_config(agency, terms))
     data = agency_formats.render(fmt, accounts)
     digest = hashlib.sha256(data).hexdigest()
-    stamp = now.strftime("%Y%m%dT%H%M%S")
+    # The day, not the second: a retried export (its worker died after storing the file) renders the same bytes and
+    # writes them under the same name, over the dead attempt's file, instead of leaving a second file beside it.
+    stamp = now.strftime("%Y%m%d")
     filename = f"{practice.slug}-{agency.slug}-{kind}-{stamp}-{digest[:8]}.{fmt.extension}"
     key = company_key(practice.company_id, "agencies", agency.slug, "exports", practice.slug, filename)
     # Stored before it is recorded: a recorded export always has its file.

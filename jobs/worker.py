@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis import Redis
 from rq import Queue, Worker
 
-from jobs.queues import QUEUES
+from jobs.queues import QUEUES, recover_abandoned
 
 
 def run_worker(
@@ -16,5 +16,8 @@ def run_worker(
     unknown = sorted(set(names) - set(QUEUES))
     if unknown:
         raise SystemExit(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(QUEUES)}")
-    worker = Worker([Queue(n, connection=redis) for n in names], connection=redis, name=name)
+    # Jobs of a worker of this host that died mid-job run again now, not after its heartbeat expires.
+    recover_abandoned(redis, names)
+    # Maintenance (which retries jobs abandoned by dead workers of other hosts) every minute, not every ten.
+    worker = Worker([Queue(n, connection=redis) for n in names], connection=redis, name=name, maintenance_interval=60)
     return worker.work(burst=burst, with_scheduler=True)
