@@ -18,6 +18,7 @@ from billing.models import Claim, ClaimLine, Coverage, LedgerEntry, RemittanceCl
 from billing.posting import post_remittance, record_inbound
 from integrations.x12.remit835 import parse_835
 from tests.billing.factories import billing_practice, insured_patient, shared_payer, visit
+from tests.support.pyx12check import pyx12_errors
 
 D = Decimal
 
@@ -509,7 +510,7 @@ def test_reversing_the_primary_brings_the_secondary_transfer_back_in_line(servic
         assert s.get(Claim, v.claim_id).status == "paid"
 
 
-def test_a_tertiary_is_billed_what_the_secondary_left_to_the_patient(services, bp, factory):
+def test_a_tertiary_is_billed_what_the_secondary_left_to_the_patient(services, bp, factory, tmp_path):
     from billing.secondary import prior_payers
 
     patient = insured_patient(services, bp, factory)
@@ -567,3 +568,12 @@ def test_a_tertiary_is_billed_what_the_secondary_left_to_the_patient(services, b
         assert line1.paid == D("28.00") and sorted(line1.adjustments) == [
             ("OA", "23", D("115.00")), ("PR", "2", D("7.00")),
         ]  # fmt: skip
+    # The tertiary's 837, with both prior payers' loops (2320/2330 twice, 2430 per line and payer), is valid X12.
+    with services.db.tenant_session(bp.slug) as s:
+        prepared = submissions.prepare_submission(s, practice_slug=bp.slug, user_id=None, claim_ids=[tertiary_id])
+        s.rollback()
+    assert prepared is not None and prepared.submission.claim_count == 1
+    path = tmp_path / "tertiary.837"
+    path.write_text(prepared.text)
+    assert pyx12_errors(path) == []
+    assert prepared.text.count("SBR*P") == 1 and prepared.text.count("SBR*S") == 1 and "SBR*T" in prepared.text
