@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from redis import Redis
 
+from integrations.mail import Mailer
 from integrations.storage import Storage
 from jobs.queues import Dispatcher
 from medbill.config import Settings
@@ -24,6 +25,7 @@ class Runtime:
     db: Database
     storage: Storage
     dispatcher: Dispatcher
+    mailer: Mailer | None = None  # built from the settings when first needed
 
 
 def build_runtime(settings: Settings) -> Runtime:

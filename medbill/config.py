@@ -40,6 +40,9 @@ class Settings:
     login_window_seconds: int = 900
     # Reverse proxies in front of the web processes whose X-Forwarded-For/-Proto are trusted (0: none, serve direct).
     proxy_hops: int = 0
+    # Outgoing mail (the doctors' monthly summary): None writes .eml files under the data dir instead.
+    smtp_url: str | None = None
+    mail_from: str = "medbill <no-reply@medbill.invalid>"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +70,8 @@ class Settings:
             login_failures_per_address=int(env.get("MEDBILL_LOGIN_FAILURES_PER_ADDRESS", "50")),
             login_window_seconds=int(env.get("MEDBILL_LOGIN_WINDOW_SECONDS", "900")),
             proxy_hops=int(env.get("MEDBILL_PROXY_HOPS", "0")),
+            smtp_url=env.get("MEDBILL_SMTP_URL") or None,
+            mail_from=env.get("MEDBILL_MAIL_FROM") or "medbill <no-reply@medbill.invalid>",
         )
 
     def with_(self, **changes) -> Settings:

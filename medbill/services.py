@@ -8,6 +8,7 @@ from collections.abc import Callable
 from itsdangerous import BadSignature, URLSafeSerializer
 from redis import Redis
 
+from integrations.mail import Mailer, mailer_from_settings
 from integrations.storage import Storage, storage_from_settings
 from medbill.config import Settings
 from tenants.db import Database
@@ -57,3 +58,7 @@ def make_storage(settings: Settings) -> Storage:
         local_root=settings.data_dir / "storage",
         url_signer=file_url_signer(settings),
     )
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    return mailer_from_settings(settings.smtp_url, settings.mail_from, settings.data_dir / "outbox")

@@ -118,3 +118,15 @@ def get_practice(session: Session, slug: str) -> Practice:
     if practice is None:
         raise NotFound(f"practice {slug!r} not found")
     return practice
+
+
+def practice_doctors(session: Session, practice_id: int) -> list[User]:
+    """The active users who hold the doctor role in the practice (the readers of its monthly summary)."""
+    return list(
+        session.scalars(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.role == "doctor", Membership.practice_id == practice_id, User.is_active.is_(True))
+            .order_by(User.email)
+        )
+    )

@@ -58,7 +58,7 @@ def test_the_schedule_fans_out_on_the_first_for_the_previous_month(services, fac
     try:
         assert f"monthly-summary-{practice.slug}-2026-11" in job_ids
         job = queue.fetch_job(f"monthly-summary-{practice.slug}-2026-11")
-        assert job.func_name == "jobs.reports.monthly_summary_pdf" and job.args == (practice.slug, "2026-11")
+        assert job.func_name == "jobs.reports.monthly_summary_pdf" and job.args == (practice.slug, "2026-11", True)
         # A second fan-out of the same month names the same jobs.
         assert reports_job.monthly_summaries("2026-11") == job_ids
     finally:
