@@ -82,9 +82,12 @@ def ensure_payers(db: Database) -> dict[str, int]:
         return ids
 
 
-def seed_billing(db: Database, slug: str, name: str, *, index: int, today: date | None = None) -> bool:
-    """Returns False when the practice already had its billing set up."""
-    spec = SPECIALTIES[slug]
+def seed_billing(
+    db: Database, slug: str, name: str, *, index: int, today: date | None = None, specialty: str | None = None
+) -> bool:
+    """Returns False when the practice already had its billing set up. `specialty` (default: the slug) picks the
+    :data:`SPECIALTIES` entry, so tests can bill a practice of any slug like a demo one."""
+    spec = SPECIALTIES[specialty or slug]
     today = today or date.today()
     rng = random.Random(7000 + index)
     payers = ensure_payers(db)

@@ -217,6 +217,9 @@ class SandboxConfig:
     clock: Callable[[], datetime] = datetime.now
     # ISA/GS ids the sandbox uses when a received interchange does not say whom it was addressed to.
     interchange_id: str = "SANDBOXCH"
+    # pyx12's check of received 837s against the implementation guide. pyx12 loads its maps again for every file
+    # (about a second); a caller replaying many files of medbill's own, already checked, writer may turn it off.
+    check_grammar: bool = True
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)

@@ -160,7 +160,7 @@ def _process_file(config: SandboxConfig, home: Path, path: Path) -> list[Path]:
         _archive(home, path, [str(exc)])
         return [out]
 
-    verdict = validate_file(data, interchanges)
+    verdict = validate_file(data, interchanges, grammar=config.check_grammar)
     written: list[Path] = []
     with locked_state(root) as state:
         text_999 = build_999(verdict, state=state, now=now, fallback_id=config.interchange_id)
