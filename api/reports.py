@@ -24,7 +24,6 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.orm import Session
 
-from api import remittances as remittance_reads
 from api.schemas import PageArgs, PageMeta
 from api.security import access, db_session, policy, principal
 from api.setup import Money
@@ -45,9 +44,6 @@ blp = Blueprint(
         "`?format=csv` (a header row, then the JSON's figures; null is an empty cell)."
     ),
 )
-
-# The denial queue the biller works (api/remittances) is the one the overview counts.
-reports.register_queue("denials", "Denials", remittance_reads.count_denials)
 
 MONTH_RE = r"^\d{4}-(0[1-9]|1[0-2])$"
 MAX_RANGE_DAYS = 3 * 366

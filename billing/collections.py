@@ -403,6 +403,13 @@ def candidates(session: Session, access: PracticeAccess, *, today: date | None =
     return found
 
 
+def candidate_count(session: Session, *, today: date | None = None) -> int:
+    """How many accounts `candidates` would list now, in one statement beside the rules' (for the work queues; not
+    audited: it names no patient)."""
+    stmt = _candidate_query(get_rules(session), today or _today())
+    return session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+
+
 # --- approve, skip, recall ------------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ from sqlalchemy import DateTime, Integer, cast, exists, func, literal, select, u
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from billing import reports
 from billing.models import (
     Claim,
     ClaimAcknowledgement,
@@ -89,10 +88,6 @@ def run(session: Session, now: datetime | None = None) -> dict:
 
 def open_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(FollowUpItem).where(FollowUpItem.status == "open")) or 0
-
-
-# The company overview shows each practice's follow-up queue beside its other work queues.
-reports.register_queue("follow_ups", "Follow-up", open_count)
 
 
 def list_items(

@@ -17,7 +17,6 @@ Conventions, stated once:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -25,6 +24,7 @@ from decimal import Decimal
 from sqlalchemy import Date, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from billing import work_queues
 from billing.adjustment_codes import describe_adjustment
 from billing.models import (
     Claim,
@@ -40,7 +40,6 @@ from billing.models import (
     ServiceLine,
     Submission,
     SubmissionClaim,
-    Underpayment,
 )
 from billing.money import ZERO, money
 from integrations.storage import Storage, practice_key
@@ -598,38 +597,9 @@ def deposit_reconciliation(session: Session, first: date, end: date) -> list[Dep
 # --- the billing company's overview across its practices -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WorkQueue:
-    """A queue of work whose size the company overview shows per practice: `count` runs in the practice's session."""
-
-    name: str
-    label: str
-    count: Callable[[Session], int]
-
-
-# Registration order is the column order. A module that owns a queue adds it with `register_queue` at import time
-# (api/reports.py adds the denial queue of api/remittances, so the overview counts what the biller's queue shows).
-WORK_QUEUES: dict[str, WorkQueue] = {}
-
-
-def register_queue(name: str, label: str, count: Callable[[Session], int]) -> WorkQueue:
-    queue = WorkQueue(name, label, count)
-    WORK_QUEUES[name] = queue
-    return queue
-
-
-def _count_where(model, *where) -> Callable[[Session], int]:
-    def count(session: Session) -> int:
-        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
-
-    return count
-
-
-register_queue("rejections", "Rejections", _count_where(Claim, Claim.status == "rejected"))
-register_queue(
-    "posting_exceptions", "Posting exceptions", _count_where(RemittanceClaim, RemittanceClaim.outcome == "exception")
-)
-register_queue("underpayments", "Underpayments", _count_where(Underpayment, Underpayment.status == "open"))
+# The practice-level queues of the one registry (billing.work_queues), in its order: the overview counts what the
+# biller's home shows.
+WORK_QUEUES = work_queues.practice_queues()
 
 
 @dataclass

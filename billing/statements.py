@@ -194,8 +194,14 @@ def select_patients(
     session: Session, settings: PatientBillingSettings, cycle_first_day: date
 ) -> list[tuple[int, Decimal]]:
     """(patient id, due) of the patients a run of the cycle starting on `cycle_first_day` bills, by patient id."""
+    rows = session.execute(selection(session, settings, cycle_first_day)).all()
+    return [(pid, money(amount)) for pid, amount in rows]
+
+
+def selection(session: Session, settings: PatientBillingSettings, cycle_first_day: date):
+    """The statement of `select_patients` (patient_id, due), also counted whole by the biller's work queues."""
     due = due_balances(session)
-    rows = session.execute(
+    return (
         select(due.c.patient_id, due.c.due)
         .where(
             due.c.due > 0,
@@ -209,8 +215,7 @@ def select_patients(
             ~exists().where(and_(PaymentPlan.patient_id == due.c.patient_id, PaymentPlan.status == "active")),
         )
         .order_by(due.c.patient_id)
-    ).all()
-    return [(pid, money(amount)) for pid, amount in rows]
+    )
 
 
 # --- runs -----------------------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_claim_ledger_page_shows_the_ledger_figures(services, posted, biller):
 
 def test_home_cards_count_denials_and_exceptions(posted, biller):
     body = text(biller.get("/home"))
-    assert re.search(r"Denials .*? \d+ denied lines?", body)
+    assert re.search(r"Denials .*? \d+ open items?", body)  # the denial work queue's open items
     assert "1 remittance claim to resolve" in body
 
 
