@@ -28,7 +28,7 @@ from api import (
     setup,
 )
 from api import errors as api_errors
-from api.converters import ID_SCHEMA, IdConverter
+from api.converters import ID_SCHEMA, IdConverter, decimal_string_property
 from api.schemas import ErrorSchema
 from api.security import close_session, enforce, unguarded_routes
 from integrations.storage import Storage
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["id"] = IdConverter
     api = MedbillApi(app)
     api.register_converter(IdConverter, lambda _converter: dict(ID_SCHEMA))
+    api.ma_plugin.converter.add_attribute_function(decimal_string_property)
     for blp in API_BLUEPRINTS:
         api.register_blueprint(blp)
     app.register_blueprint(files.blp)
@@ -135,7 +136,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         # The portal blueprint sets its own (CSP included); JSON answers may carry PHI: never cached, never sniffed.
         if request.path.startswith("/api/"):
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("X-Frame-Options", "DENY")
             response.headers.setdefault("Cache-Control", "no-store")
         if settings.secure_cookies:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
