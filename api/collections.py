@@ -204,12 +204,21 @@ def put_rules(body, slug: str):
     return rules
 
 
+class FormatsOut(Schema):
+    fields_ = fields.Dict(
+        data_key="fields", required=True, metadata={"description": "kind -> field name -> value kind (text, date...)"}
+    )
+    default = fields.Dict(required=True, metadata={"description": "the placement file format used unless configured"})
+    default_report = fields.Dict(required=True, metadata={"description": "the payment file format used unless set"})
+
+
 @blp.route("/collections/formats", methods=["GET"])
 @policy("collections:write")
+@blp.response(200, FormatsOut)
 def formats(slug: str):
     """The fields an agency file can carry (by kind), and the default format."""
     return {
-        "fields": agency_formats.describe_fields(),
+        "fields_": agency_formats.describe_fields(),
         "default": agency_formats.DEFAULT_FORMAT,
         "default_report": agency_formats.DEFAULT_REPORT_FORMAT,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -11,6 +13,7 @@ from rq.job import Job
 from api.security import policy, principal
 from medbill.errors import NotFound
 
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Background jobs")
 
 
@@ -33,7 +36,8 @@ def get_job(job_id: str):
     """A job you started: queued, started, finished (with its result), failed (with the reason) or scheduled
     (waiting to be retried)."""
     redis = current_app.extensions["medbill"].redis
-    if len(job_id) > 100:
+    # RQ refuses (ValueError) ids that are not letters, digits, '_' and '-': no such job either.
+    if len(job_id) > 100 or not _JOB_ID.fullmatch(job_id):
         raise NotFound("job not found")
     try:
         job = Job.fetch(job_id, connection=redis)

@@ -45,6 +45,14 @@ blp = Blueprint(
     ),
 )
 
+
+def csv_too(description: str, schema: type[Schema]) -> dict:
+    """The 200 of a report in both its forms: JSON (the response schema) and, with ?format=csv, text/csv. (An
+    alt_response for the same status replaces the JSON content in the document instead of adding to it.)"""
+    content = {"application/json": {"schema": schema}, "text/csv": {"schema": {"type": "string"}}}
+    return {"200": {"description": description, "content": content}}
+
+
 MONTH_RE = r"^\d{4}-(0[1-9]|1[0-2])$"
 MAX_RANGE_DAYS = 3 * 366
 LINK_SECONDS = 300
@@ -610,7 +618,7 @@ def _csv_name(kind: str, suffix: str) -> str:
 @policy("reports:read")
 @blp.arguments(SummaryArgs, location="query")
 @blp.response(200, SummaryOut)
-@blp.alt_response(200, description="with ?format=csv: one row per month", content_type="text/csv")
+@blp.doc(responses=csv_too("with ?format=csv: one row per month", SummaryOut))
 def monthly_summary(args, slug: str):
     """The month's charges, payments, adjustments and refunds, collection rates, days in A/R, denial and clean-claim
     rates and A/R at the month's end; the change from the month before; the last `months` months (default 12)."""
@@ -625,9 +633,7 @@ def monthly_summary(args, slug: str):
 @policy("reports:read")
 @blp.arguments(AsOfArgs, location="query")
 @blp.response(200, AgingOut)
-@blp.alt_response(
-    200, description="with ?format=csv: one row per payer, patients, then the total", content_type="text/csv"
-)
+@blp.doc(responses=csv_too("with ?format=csv: one row per payer, patients, then the total", AgingOut))
 def ar_aging(args, slug: str):
     """What is owed at the end of `as_of` (default today) by age of the date of service (0-30 ... 120+ days), one
     row per payer and one for patients. Each cell's claims: `ar-aging/claims?row=<key>&bucket=<name>`."""
@@ -642,7 +648,7 @@ def ar_aging(args, slug: str):
 @policy("reports:read")
 @blp.arguments(AgingClaimArgs, location="query")
 @blp.response(200, AgingClaimPage)
-@blp.alt_response(200, description="with ?format=csv: every claim of the cell", content_type="text/csv")
+@blp.doc(responses=csv_too("with ?format=csv: every claim of the cell", AgingClaimPage))
 def ar_aging_claims(args, slug: str):
     """The claims behind one cell of the aging table (oldest date of service first), with what each still owes.
     They name patients: for callers who read claims (billers, admins), not for doctors, who see the figures."""
@@ -674,7 +680,7 @@ def ar_aging_claims(args, slug: str):
 @policy("reports:read")
 @blp.arguments(RangeArgs, location="query")
 @blp.response(200, AllocationReportOut)
-@blp.alt_response(200, description="with ?format=csv: one row per month, provider and payer", content_type="text/csv")
+@blp.doc(responses=csv_too("with ?format=csv: one row per month, provider and payer", AllocationReportOut))
 def provider_allocation(args, slug: str):
     """Payments (net of refunds) posted from `start` to `end` (default this month) by month, rendering provider and
     payer ('Patients' for patient payments), with totals per provider and per payer."""
@@ -692,7 +698,7 @@ def provider_allocation(args, slug: str):
 @policy("reports:read")
 @blp.arguments(RangeArgs, location="query")
 @blp.response(200, DepositReportOut)
-@blp.alt_response(200, description="with ?format=csv: one row per deposit", content_type="text/csv")
+@blp.doc(responses=csv_too("with ?format=csv: one row per deposit", DepositReportOut))
 def deposits(args, slug: str):
     """Deposits (835 payments) paid from `start` to `end` (default this month), each against what it posted:
     difference = amount - (posted payments - provider-level adjustments), zero when reconciled."""
@@ -739,7 +745,7 @@ def monthly_summary_pdf(args, slug: str):
 @policy("reports:read")
 @blp.arguments(OverviewArgs, location="query")
 @blp.response(200, OverviewOut)
-@blp.alt_response(200, description="with ?format=csv: one row per practice, then the total", content_type="text/csv")
+@blp.doc(responses=csv_too("with ?format=csv: one row per practice, then the total", OverviewOut))
 def company_overview(args):
     """For the billers and admins of a billing company: every practice of the company (of all the caller's companies,
     or `company`), with A/R, the month's (default this month's) charges and payments, and the size of each work

@@ -42,9 +42,13 @@ MASK = "***"
 # --- shared helpers (also used by api.claims) -----------------------------------------------------------------------
 
 
+MONEY_PATTERN = r"^-?[0-9]{1,10}\.[0-9]{2}$"
+
+
 def Money(**kwargs) -> fields.Decimal:  # noqa: N802 - reads like a field class
     """An amount: a string with two decimals in JSON ("150.00"); accepts a string or a number on input."""
     kwargs.setdefault("validate", validate.Range(min=Decimal("-9999999999.99"), max=MAX_MONEY))
+    kwargs["metadata"] = {"pattern": MONEY_PATTERN, "example": "150.00"} | kwargs.get("metadata", {})
     return fields.Decimal(as_string=True, places=2, rounding=ROUND_HALF_UP, **kwargs)
 
 

@@ -88,6 +88,7 @@ LINE_ENDINGS = {"crlf": "\r\n", "lf": "\n"}
 _SAMPLE_DATE = date(2031, 12, 28)
 MAX_COLUMNS = 200
 MAX_RECORD_LENGTH = 10_000
+MAX_MONEY = Decimal("9999999999.99")  # MoneyColumn is Numeric(12, 2)
 
 DEFAULT_FORMAT: dict[str, Any] = {
     "type": "csv",
@@ -462,10 +463,14 @@ def _parse_value(fmt: AgencyFormat, kind: str, text: str, where: str, errors: di
             return datetime.strptime(text, fmt.date_format).date()
         if kind == "money":
             if fmt.money == "cents":
-                if not text.lstrip("-").isdigit():
+                if not text.lstrip("-").isascii() or not text.lstrip("-").isdigit():
                     raise ValueError
-                return money(Decimal(int(text)) / 100)
-            return money(Decimal(text))
+                amount = money(Decimal(int(text)) / 100)
+            else:
+                amount = money(Decimal(text))
+            if abs(amount) > MAX_MONEY:  # would not fit the ledger's Numeric(12, 2)
+                raise ValueError
+            return amount
         if kind == "int":
             return int(text)
         if kind == "dos_list":
@@ -509,7 +514,10 @@ def parse(fmt: AgencyFormat, data: bytes) -> list[dict]:
     records: list[dict] = []
     if fmt.type == "csv":
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter)
-        rows = [r for r in reader if any(cell.strip() for cell in r)]
+        try:
+            rows = [r for r in reader if any(cell.strip() for cell in r)]
+        except csv.Error as exc:  # e.g. a field past the csv module's size limit (an unclosed quote runs on)
+            raise Invalid("file is not readable CSV", errors={f"line {reader.line_num}": [str(exc)]}) from exc
         positions = {c.heading: i for i, c in enumerate(fmt.columns)}
         if fmt.header:
             if not rows:
