@@ -11,11 +11,14 @@ also holds a valid login cannot reset their own budget. Keys hold SHA-256 digest
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from redis import Redis
 
 KEY_PREFIX = "medbill:login-fail:"
+# Security events name the account by its key digest (never the email) so operators can correlate attempts.
+log = logging.getLogger("medbill.auth")
 
 
 @dataclass(frozen=True)
@@ -30,13 +33,17 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
+def _account(email: str) -> str:
+    return _digest(email.strip().lower())[:12]
+
+
 class LoginThrottle:
     def __init__(self, redis: Redis, limits: LoginLimits) -> None:
         self.redis = redis
         self.limits = limits
 
     def _keys(self, email: str, address: str | None) -> list[tuple[str, int]]:
-        account = _digest(email.strip().lower())
+        account = _digest(email.strip().lower())  # _account() is its first 12 characters
         addr = _digest(address or "unknown")
         return [
             (f"{KEY_PREFIX}acct-addr:{account}:{addr}", self.limits.per_account_address),
@@ -52,7 +59,11 @@ class LoginThrottle:
         if not blocked:
             return None
         ttls = [self.redis.ttl(key) for key in blocked]
-        return max(1, *(t for t in ttls if t and t > 0))
+        wait = max(1, *(t for t in ttls if t and t > 0))
+        log.warning(
+            "sign-in refused, too many failures: account %s from %s, retry in %ds", _account(email), address, wait
+        )
+        return wait
 
     def failed(self, email: str, address: str | None) -> None:
         pipe = self.redis.pipeline(transaction=True)
@@ -60,7 +71,8 @@ class LoginThrottle:
             # SET NX EX starts the window on the first failure; INCR keeps the key's expiry.
             pipe.set(key, 0, ex=self.limits.window_seconds, nx=True)
             pipe.incr(key)
-        pipe.execute()
+        counts = pipe.execute()[1::2]
+        log.info("failed sign-in: account %s from %s (%d from there)", _account(email), address, counts[0])
 
     def succeeded(self, email: str, address: str | None) -> None:
         """Clears only this account's count from this address (see the module docstring for why)."""

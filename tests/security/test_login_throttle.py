@@ -46,9 +46,10 @@ def test_api_locks_an_account_at_one_address_after_five_failures(client, fresh_u
     assert "access_token" not in body
 
 
-def test_success_elsewhere_does_not_reset_a_locked_address(client, fresh_user, address):
+def test_success_elsewhere_does_not_reset_a_locked_address(client, fresh_user, address, limits):
+    limits(login_failures_per_account_address=2)
     other = "198.51.100.77"
-    for _ in range(5):
+    for _ in range(2):
         api_login(client, fresh_user, "wrong-password", address)
     # The real user, somewhere else, still signs in (the account-wide limit is higher)...
     assert api_login(client, fresh_user, PASSWORD, other).status_code == 200
@@ -57,12 +58,13 @@ def test_success_elsewhere_does_not_reset_a_locked_address(client, fresh_user, a
     assert api_login(client, fresh_user, "wrong-password", address).status_code == 429
 
 
-def test_success_clears_only_its_own_address_count(client, fresh_user, address):
-    for _ in range(4):
+def test_success_clears_only_its_own_address_count(client, fresh_user, address, limits):
+    limits(login_failures_per_account_address=3)
+    for _ in range(2):
         assert api_login(client, fresh_user, "wrong-password", address).status_code == 401
     assert api_login(client, fresh_user, PASSWORD, address).status_code == 200
     # A user who mistypes and then gets it right starts over from this address.
-    for _ in range(4):
+    for _ in range(2):
         assert api_login(client, fresh_user, "wrong-password", address).status_code == 401
     assert api_login(client, fresh_user, PASSWORD, address).status_code == 200
 
@@ -86,11 +88,11 @@ def test_address_limit_spans_accounts(client, fresh_user, address, limits):
 
 
 def test_lock_ends_with_the_window(client, fresh_user, address, limits):
-    limits(login_window_seconds=5)
-    for _ in range(5):
+    limits(login_window_seconds=3, login_failures_per_account_address=2)
+    for _ in range(2):
         api_login(client, fresh_user, "wrong-password", address)
     locked = api_login(client, fresh_user, PASSWORD, address)
-    assert locked.status_code == 429 and 1 <= int(locked.headers["Retry-After"]) <= 5
+    assert locked.status_code == 429 and 1 <= int(locked.headers["Retry-After"]) <= 3
     time.sleep(int(locked.headers["Retry-After"]) + 0.5)
     assert api_login(client, fresh_user, PASSWORD, address).status_code == 200
 
@@ -109,11 +111,11 @@ def test_portal_login_is_throttled_with_a_message(app, fresh_user, address):
     assert client.get("/home", environ_base={"REMOTE_ADDR": address}).status_code == 302
 
 
-def test_portal_and_api_share_the_count(app, client, fresh_user, address):
-    for _ in range(3):
-        api_login(client, fresh_user, "wrong-password", address)
+def test_portal_and_api_share_the_count(app, client, fresh_user, address, limits):
+    limits(login_failures_per_account_address=2)
+    api_login(client, fresh_user, "wrong-password", address)
     browser = app.test_client()
-    for _ in range(2):
+    for _ in range(1):
         portal_login(browser, fresh_user, "wrong-password", address)
     assert api_login(client, fresh_user, PASSWORD, address).status_code == 429
 
@@ -123,3 +125,27 @@ def test_counters_keep_no_email_or_address_in_redis(client, services, fresh_user
     keys = [k.decode() for k in services.redis.scan_iter(match=KEY_PREFIX + "*")]
     assert len(keys) >= 3
     assert not [k for k in keys if fresh_user in k or address in k or fresh_user.split("@")[0] in k]
+
+
+def test_forwarded_for_counts_only_behind_a_configured_proxy(settings, fresh_user):
+    from medbill.app import create_app
+
+    def attempt(app, forwarded: str, password: str = "wrong-password"):
+        return app.test_client().post(
+            TOKEN_URL,
+            json={"email": fresh_user, "password": password},
+            headers={"X-Forwarded-For": forwarded},
+            environ_base={"REMOTE_ADDR": "10.9.8.7"},
+        )
+
+    lenient = settings.with_(login_failures_per_account_address=2, login_failures_per_account=100)
+    direct = create_app(lenient)
+    # Served directly, a forged X-Forwarded-For does not buy a fresh budget: the socket address counts.
+    assert [attempt(direct, f"192.0.2.{i}").status_code for i in range(3)] == [401, 401, 429]
+    proxied = create_app(lenient.with_(proxy_hops=1))
+    # Behind the configured proxy, the client address it reports is the one throttled (one client's lock is not
+    # everyone's behind the same proxy).
+    assert [attempt(proxied, "192.0.2.50").status_code for _ in range(3)] == [401, 401, 429]
+    assert attempt(proxied, "192.0.2.51", PASSWORD).status_code == 200
+    for app in (direct, proxied):
+        app.extensions["medbill"].db.engine.dispose()
