@@ -14,12 +14,16 @@ Every demo user has the password :data:`DEMO_PASSWORD`. The data is for local ev
 the README can log in, so never seed it on a server other people can reach.
 
 Billing data (payers, identities pointed at the sandbox clearinghouse, providers, fees, contracts, coverages,
-recent visits and their claims) comes from :mod:`medbill.demo_billing`.
+recent visits and their claims) comes from :mod:`medbill.demo_billing`; a year of activity before that (claims
+sent and paid month by month, patient payments, denials, statements, one more account placed with the agency and
+its export file) from :mod:`medbill.demo_history`, when the seed is given a storage.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -27,7 +31,9 @@ from sqlalchemy import func, select, text
 
 from billing.models import AgencyPlacement, Patient
 from billing.patients import normalise
-from medbill.demo_billing import seed_billing
+from integrations.storage import Storage
+from medbill.demo_billing import SPECIALTIES, seed_billing
+from medbill.demo_history import generate_history
 from tenants.db import Database
 from tenants.models import BillingCompany, CollectionAgency, Practice, User
 from tenants.registry import create_agency, create_company, create_practice, create_user, grant, link_agency
@@ -70,6 +76,10 @@ PRACTICES = (
 AGENCY_SLUG = "keystone_recovery"
 AGENCY_NAME = "Keystone Recovery Services"
 PLACEMENT_PRACTICE = "riverside_family"
+# Each practice's generated history: (months, visits a month, months with a statement run). The doctor's practice of
+# the README gets a full year and the statements its collection candidates need (three); the first start's seeding
+# time grows with these, mostly with the months (each is a clearinghouse round trip and its postings).
+HISTORY = {"riverside_family": (12, 8, 4), "lakeview_peds": (6, 4, 1), "northside_ortho": (6, 4, 1)}
 
 
 @dataclass(frozen=True)
@@ -114,11 +124,14 @@ def demo_present(db: Database) -> bool:
         return session.scalar(select(User.id).where(User.email.in_(emails)).limit(1)) is not None
 
 
-def seed_demo(db: Database) -> DemoLogins:
+def seed_demo(
+    db: Database, storage: Storage | None = None, *, progress: Callable[[str], None] | None = None
+) -> DemoLogins:
     """Create the demo data unless it is already there; return the demo logins either way.
 
     Each step creates only what is missing, so a seed interrupted halfway (Ctrl-C on the first start) is completed
-    by the next start instead of being left half-done forever.
+    by the next start instead of being left half-done forever. With `storage`, each practice also gets its year of
+    history (files it stores: 837s, 835s, statements, appeal letters, the agency export), once.
     """
     logins = demo_logins()
     with db.engine.connect() as lock_conn:
@@ -131,6 +144,8 @@ def seed_demo(db: Database) -> DemoLogins:
             # Billing data joined the demo later: a demo seeded before it gets it now, once.
             for index, spec in enumerate(PRACTICES):
                 seed_billing(db, spec.slug, spec.name, index=index)
+            if storage is not None:
+                _seed_history(db, storage, progress or (lambda _message: None))
             return DemoLogins(logins, created=created)
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SEED_LOCK_KEY})
@@ -177,6 +192,29 @@ def _seed(db: Database, logins: tuple[DemoLogin, ...]) -> None:
             else:
                 grant(session, user, login.role, agency=agency)
         session.commit()
+
+
+def _seed_history(db: Database, storage: Storage, progress: Callable[[str], None]) -> None:
+    """The practices' histories side by side (threads: most of the time is spent waiting on PostgreSQL)."""
+    with db.shared_session() as session:
+        agency_id = session.scalar(select(CollectionAgency.id).where(CollectionAgency.slug == AGENCY_SLUG))
+
+    def one(index: int, spec: _PracticeSpec) -> None:
+        months, visits, statement_months = HISTORY[spec.slug]
+        report = generate_history(
+            db, storage, spec.slug, specialty=SPECIALTIES[spec.slug], seed=index, months=months,
+            visits_per_month=visits, statement_months=statement_months,
+            agency_id=agency_id if spec.slug == PLACEMENT_PRACTICE else None,
+        )  # fmt: skip
+        if report is not None:
+            progress(
+                f"{spec.name}: {report.months} months of history ({report.encounters} visits, {report.submissions} "
+                f"claim files, {report.files} clearinghouse files) in {report.seconds:.0f} s."
+            )
+
+    with ThreadPoolExecutor(max_workers=len(PRACTICES), thread_name_prefix="demo-history") as pool:
+        for future in [pool.submit(one, index, spec) for index, spec in enumerate(PRACTICES)]:
+            future.result()
 
 
 def _practice(session, slug: str) -> Practice:

@@ -261,10 +261,12 @@ def _prepare_database(settings: Settings, *, demo: bool, sandbox: SandboxSetup):
     from sqlalchemy.exc import SQLAlchemyError
 
     from medbill.demo import demo_logins, demo_present, seed_demo
+    from medbill.services import make_storage
     from tenants.db import Database
     from tenants.migrate import migrate_all
 
-    db = Database(settings.database_url, pool_size=2)
+    # Four: the demo seed generates its practices' histories side by side (see medbill.demo).
+    db = Database(settings.database_url, pool_size=4)
     try:
         say("Migrating the database.")
         report = migrate_all(db.engine, progress=say)
@@ -274,10 +276,13 @@ def _prepare_database(settings: Settings, *, demo: bool, sandbox: SandboxSetup):
             logins = demo_logins() if demo_present(db) else ()
         elif demo_present(db):
             say("demo data already present (not seeding again).")
-            logins = seed_demo(db).logins  # completes parts added to the demo since it was seeded
+            # Completes parts added to the demo since it was seeded.
+            logins = seed_demo(db, make_storage(settings), progress=say).logins
         else:
-            say("Seeding demo data (first start).")
-            result = seed_demo(db)
+            say("Seeding demo data (first start; a year of history takes about a minute).")
+            started = time.monotonic()
+            result = seed_demo(db, make_storage(settings), progress=say)
+            say(f"Demo data seeded in {time.monotonic() - started:.0f} s.")
             if not result.created:
                 say("demo data already present (not seeding again).")
             logins = result.logins
