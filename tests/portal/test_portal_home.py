@@ -139,3 +139,25 @@ def test_home_costs_the_same_statements_however_much_work_waits(app, services, s
     (few, few_items), (many, many_items) = measure(small), measure(large)
     assert many_items > few_items > 0
     assert few == many
+
+
+def test_navigation_marks_the_current_page_in_a_billers_order(app, small):
+    biller = _client(app, small.bp.biller_email, small.bp.slug)
+    slug = small.bp.slug
+    home = biller.get("/home").get_data(as_text=True)
+    nav = re.search(r'<nav class="site-nav" aria-label="Main">(.*?)</nav>', home, re.S)
+    labels = re.findall(r">([^<>]+)</a></li>", nav.group(1))
+    assert labels[:9] == [
+        "Home", "Patients", "Claims", "Remittances", "Denials", "Patient billing", "Collections", "Reports",
+        "Documents",
+    ]  # fmt: skip
+    for path, label in (
+        ("/home", "Home"),
+        (f"/practices/{slug}/denial-work", "Denials"),
+        (f"/practices/{slug}/follow-ups", "Denials"),
+        (f"/practices/{slug}/patient-billing", "Patient billing"),
+        (f"/practices/{slug}/collections", "Collections"),
+    ):
+        html = biller.get(path).get_data(as_text=True)
+        nav = re.search(r'<nav class="site-nav" aria-label="Main">(.*?)</nav>', html, re.S).group(1)
+        assert re.findall(r'aria-current="page">([^<]+)</a>', nav) == [label], path
