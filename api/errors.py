@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from medbill.errors import DomainError
@@ -25,6 +25,33 @@ CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+# What an outage of each outside service looks like from here, and what the caller is told. Answered 503 with
+# Retry-After: the request did nothing that needs undoing (storage is written before the database records it, jobs are
+# enqueued after the commit), so trying again later is right.
+UNAVAILABLE = (
+    ("redis.exceptions", ("ConnectionError", "TimeoutError", "BusyLoadingError"),
+     "the job queue (Redis) is unavailable; nothing was queued, try again in a moment"),
+    ("sqlalchemy.exc", ("OperationalError", "DisconnectionError", "TimeoutError", "InterfaceError"),
+     "the database is unavailable; the request was not applied, try again in a moment"),
+    ("psycopg", ("OperationalError", "InterfaceError"),
+     "the database is unavailable; the request was not applied, try again in a moment"),
+)  # fmt: skip
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable_message(exc: BaseException) -> str | None:
+    """The 503 message for an exception that means an outside service is down, else None."""
+    from integrations.storage import StorageError, StorageKeyNotFound
+
+    if isinstance(exc, StorageError) and not isinstance(exc, StorageKeyNotFound):
+        return "document storage (S3) is unavailable; nothing was stored or recorded, try again in a moment"
+    for module, names, message in UNAVAILABLE:
+        for cls in type(exc).__mro__:
+            if cls.__module__.startswith(module) and cls.__name__ in names:
+                return message
+    return None
 
 
 def error_response(status: int, message: str, *, errors: dict | None = None, code: str | None = None):
@@ -76,6 +103,16 @@ def register(app) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return http_exception_response(exc) if is_api_request() else exc
+        message = unavailable_message(exc)
+        if message is not None:
+            # An outage, not a bug: one line (the exception's class, never its text, which can hold SQL parameters).
+            log.warning("%s %s: 503, %s", request.method, request.path, type(exc).__name__)
+            if is_api_request():
+                response = error_response(503, message)
+            else:
+                response = current_app.response_class(message[:1].upper() + message[1:] + ".", 503)
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         log.exception("unhandled error on %s %s", request.method, request.path)
         if is_api_request():
             return error_response(500, "internal error; it has been logged")
