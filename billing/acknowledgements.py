@@ -34,7 +34,7 @@ def claim_inbound(session: Session, kind: str, ack: Ack999 | Ack277, storage_key
 
 
 def _control(value: str) -> int | None:
-    return int(value) if value and value.strip().isdigit() else None
+    return int(value) if value and value.strip().isascii() and value.strip().isdigit() else None  # not "²"
 
 
 def find_submission(session: Session, ack: Ack999) -> Submission | None:

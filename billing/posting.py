@@ -83,7 +83,7 @@ def record_inbound(session: Session, remittance: Remittance, storage_key: str) -
 def _claim_id(value: str | None) -> int | None:
     value = (value or "").strip()
     # Claim ids are bigint; anything longer cannot be one of ours.
-    return int(value) if value.isdigit() and len(value) <= 18 else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None  # not "²"
 
 
 def _claim_for_reference(session: Session, reference: str | None) -> int | None:

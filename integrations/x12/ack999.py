@@ -18,7 +18,7 @@ from integrations.x12.codes import (
     IK502_TRANSACTION_ERRORS,
     describe,
 )
-from integrations.x12.reader import Interchange, Segment, TransactionSet, X12Error, transaction_sets
+from integrations.x12.reader import Interchange, Segment, TransactionSet, X12Error, is_number, transaction_sets
 
 __all__ = ["Ack999", "TransactionAck", "parse_999"]
 
@@ -64,7 +64,7 @@ class Ack999:
 def _element_name(segment_id: str, seg: Segment, n: int) -> str:
     """'CLM05-3' style name from a position composite such as IK401 / CTX05."""
     position, component, repetition = seg.component(n, 1), seg.component(n, 2), seg.component(n, 3)
-    name = f"{segment_id}{int(position):02d}" if position.isdigit() else f"{segment_id} element {position or '?'}"
+    name = f"{segment_id}{int(position):02d}" if is_number(position) else f"{segment_id} element {position or '?'}"
     if component:
         name += f"-{component}"
     if repetition:
@@ -113,7 +113,7 @@ class _Ack999Reader:
             raise X12Error.at(ak9, f"unknown functional group acknowledgment code {status!r}", 1)
         counts = []
         for n in (2, 3, 4):
-            if not ak9.el(n).isdigit():
+            if not is_number(ak9.el(n)):
                 raise X12Error.at(ak9, f"not a number: {ak9.el(n)!r}", n)
             counts.append(int(ak9.el(n)))
         isa = self.interchange

@@ -219,9 +219,14 @@ def parse_date(text: str, seg: Segment | None = None, n: int | None = None) -> d
         raise X12Error.at(seg, f"not a valid date: {text!r}", n) from exc
 
 
+def is_number(value: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes '²' or '①', which int() refuses."""
+    return value.isascii() and value.isdigit()
+
+
 def _count(seg: Segment, n: int) -> int:
     value = seg.el(n).strip()
-    if not value.isdigit():
+    if not is_number(value):
         raise X12Error.at(seg, f"not a number: {seg.el(n)!r}", n)
     return int(value)
 
@@ -229,7 +234,7 @@ def _count(seg: Segment, n: int) -> int:
 def _same_control_number(a: str, b: str) -> bool:
     a, b = a.strip(), b.strip()
     # Leading zeros are padding, not identity: '000000286' and '286' name the same interchange.
-    return a == b or (a.isdigit() and b.isdigit() and int(a) == int(b))
+    return a == b or (is_number(a) and is_number(b) and int(a) == int(b))
 
 
 # ---------------------------------------------------------------------------------------------------------------
