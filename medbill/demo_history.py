@@ -7,8 +7,9 @@ sandbox clearinghouse — run in-process with its clock set to that month — an
 remitting twelve days later with an 835 of that date; every file is stored like the real intake stores it and applied
 by ``billing.edi_intake.intake`` (posting, secondary claims, underpayments). Patients pay part of what they owe
 (``post_patient_payment`` received that month), one overpays and is refunded, a few never pay; statement runs go
-out in the last months; some denials are written off or appealed, the rest stay in the queue; at the end the
-follow-up queue is brought up to date and the oldest unpaid account is placed with the agency and exported.
+out in the last months; some denials are moved to the patient, written off or appealed, the rest stay in the queue;
+two claims of the month before the last go in a file the clearinghouse never answers (follow-up items); at the end
+the follow-up queue is brought up to date and the oldest unpaid account is placed with the agency and exported.
 
 Ledger entries carry their accounting date (charges: the day the claim was billed; remittances: the 835's payment
 date; patient payments: the day received; write-offs: the day worked), so every month's figures come out in their
@@ -80,8 +81,8 @@ STATEMENT_MONTHS = 5  # statement runs in the last months only (rendering PDFs i
 # Medicare at its fee schedule, the commercial plan at the default 62 %.
 SANDBOX_PAYERS = {
     "OHMCD01": {"allowed_percent_of_charge": "36", "deductible": "0.00", "coinsurance_percent": "0"},
-    "MCRB01": {"allowed_percent_of_charge": "48", "deductible": "240.00", "coinsurance_percent": "20"},
-    "SUMMIT01": {"denial_rate": "0.12", "deductible": "300.00", "copay_by_code": {"99213": "25.00", "99214": "25.00"}},
+    "MCRB01": {"allowed_percent_of_charge": "48", "deductible": "120.00", "coinsurance_percent": "20"},
+    "SUMMIT01": {"denial_rate": "0.12", "deductible": "150.00", "copay_by_code": {"99213": "25.00", "99214": "25.00"}},
 }
 # Who pays what they owe: most pay in full, some in part, some never (these become collection candidates).
 PAYER_HABITS = ("full", "full", "full", "full", "full", "partial", "partial", "late", "never")
@@ -176,7 +177,7 @@ def generate_history(
         gen.prepare()
         starts = _month_starts(end, months)
         for n, first in enumerate(starts):
-            gen.month(first, statements_due=n >= len(starts) - statement_months)
+            gen.month(first, statements_due=n >= len(starts) - statement_months, lose_some=n == len(starts) - 2)
         gen.finish(agency_id=agency_id, today=today)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -237,7 +238,9 @@ class _Generator:
 
     # --- one month --------------------------------------------------------------------------------------------------
 
-    def month(self, first: date, *, statements_due: bool) -> None:
+    def month(self, first: date, *, statements_due: bool, lose_some: bool = False) -> None:
+        """One month's work; with `lose_some`, two of its claims go in a file the clearinghouse never answers (they
+        come up for follow-up a month later)."""
         last = min(first.replace(day=monthrange(first.year, first.month)[1]), self.end)
         remit_day = first + timedelta(days=REMIT_DAY - 1)
         if remit_day <= last:
@@ -248,7 +251,7 @@ class _Generator:
         submit_day = min(first + timedelta(days=SUBMIT_DAY - 1), last)
         if (submit_day - first).days >= 2:
             self._visits(first, submit_day - timedelta(days=1))
-            self._submit(submit_day)
+            self._submit(submit_day, lose=2 if lose_some else 0)
             self._sandbox_pass(submit_day)  # 999 and 277CA the same day
         statement_day = first + timedelta(days=STATEMENT_DAY - 1)
         if statements_due and statement_day <= last:
@@ -290,7 +293,7 @@ class _Generator:
             self.report.encounters += count
             self.report.claims += len(made)
 
-    def _submit(self, day: date) -> None:
+    def _submit(self, day: date, *, lose: int = 0) -> None:
         now = _at(day, 10)
         with self.db.tenant_session(self.slug) as session:
             ready = [
@@ -298,8 +301,15 @@ class _Generator:
                 for cid in session.scalars(select(Claim.id).where(Claim.status == "ready").order_by(Claim.id))
                 if cid not in self.pre_existing
             ]
-            if not ready:
-                return
+            session.commit()
+        if lose and len(ready) > lose:
+            self._send(ready[-lose:], now, day, deliver=False)
+            ready = ready[:-lose]
+        if ready:
+            self._send(ready, now, day, deliver=True)
+
+    def _send(self, ready: list[int], now: datetime, day: date, *, deliver: bool) -> None:
+        with self.db.tenant_session(self.slug) as session:
             prepared = submissions.prepare_submission(
                 session, practice_slug=self.slug, user_id=None, claim_ids=ready, now=now, today=day
             )
@@ -315,7 +325,8 @@ class _Generator:
             session.flush()
             submissions.mark_transmitted(session, prepared.submission, user_id=None, now=now)
             session.commit()
-            (self.inbox / prepared.submission.filename).write_bytes(data)
+            if deliver:
+                (self.inbox / prepared.submission.filename).write_bytes(data)
             self.report.submissions += 1
 
     def _sandbox_pass(self, day: date) -> None:
