@@ -406,6 +406,22 @@ def start_run(body, slug: str):
             meta={"user_id": access().user_id, "practice": slug, "kind": "statement_run"}, timeout=3600,
         )  # fmt: skip
         message = f"statement run {run.id} started for the cycle from {run.cycle_start.isoformat()}"
+    elif run.status != "done" and (
+        resumed := services.dispatcher.ensure_pending(
+            session,
+            run.job_id,
+            "statements",
+            "jobs.statements.run_statements",
+            slug,
+            run.id,
+            meta={"user_id": access().user_id, "practice": slug, "kind": "statement_run"},
+            timeout=3600,
+        )
+    ):
+        # The cycle's run is unfinished and no job is carrying it out (lost with Redis, or out of retries): it
+        # resumes where it stopped (statements already made are kept).
+        run.job_id = resumed
+        message = f"statement run {run.id} of the cycle from {run.cycle_start.isoformat()} was not running: resumed"
     else:
         message = (
             f"the cycle from {run.cycle_start.isoformat()} already has statement run {run.id} ({run.status}): "

@@ -80,6 +80,23 @@ class Dispatcher:
         status = job.get_status(refresh=False)
         return str(getattr(status, "value", status)) in PENDING_STATUSES
 
+    def ensure_pending(
+        self,
+        session: Session,
+        job_id: str | None,
+        queue: str,
+        func: Callable | str,
+        *args,
+        meta: dict | None = None,
+        timeout: int = 600,
+    ) -> str | None:
+        """The recovery path of work recorded in the database whose job is gone (Redis restarted without
+        persistence, the enqueue after commit failed, the job ran out of retries): when `job_id` is not pending, a
+        new job is queued after `session` commits and its id returned; None when the job is still on its way."""
+        if self.is_pending(job_id):
+            return None
+        return self.enqueue_after_commit(session, queue, func, *args, meta=meta, timeout=timeout)
+
     def enqueue_after_commit(
         self,
         session: Session,

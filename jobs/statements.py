@@ -63,6 +63,13 @@ def start_run_job(practice_slug: str, *, today: date | None = None, trigger: str
             run.job_id = rt.dispatcher.enqueue_after_commit(
                 session, "statements", run_statements, practice_slug, run.id, timeout=3600
             )
+        elif run.status != "done":  # unfinished and its job lost: the daily round resumes it
+            run.job_id = (
+                rt.dispatcher.ensure_pending(
+                    session, run.job_id, "statements", run_statements, practice_slug, run.id, timeout=3600
+                )
+                or run.job_id
+            )
         session.commit()
         return {"run_id": run.id, "created": created}
 
