@@ -239,28 +239,9 @@ def _positive_int_arg(name: str) -> int | None:
     return value if value is not None and 0 < value < 2**63 else None
 
 
-def claim_queue_counts(access: PracticeAccess | None) -> dict[str, int] | None:
-    """Counts for the home page's "Scrub errors" and "Rejections" cards; None when the caller may not read claims."""
-    if access is None:
-        return None
-    try:
-        claims_access = _access(access.slug, "claims:read")
-    except (Forbidden, NotFound):
-        return None
-    counts = dict(
-        tenant_db(claims_access)
-        .execute(
-            select(Claim.status, func.count()).where(Claim.status.in_(("scrubbed", "rejected"))).group_by(Claim.status)
-        )
-        .all()
-    )
-    return {"scrubbed": counts.get("scrubbed", 0), "rejected": counts.get("rejected", 0)}
-
-
 @bp.context_processor
 def _claim_template_globals():
     return {
-        "claim_queue_counts": claim_queue_counts,
         "claim_status_label": status_label,
         "claim_statuses": STATUSES,
         "fmt_when": fmt_when,

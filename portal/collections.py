@@ -12,18 +12,39 @@ redirect back with a message (errors name the field)."""
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select
 
 from billing import collections
-from billing.models import AgencyPlacement
 from integrations.storage import StorageError
 from medbill.errors import DomainError, NotFound
-from portal.views import bp, db, principal, tenant_db
+from portal.views import _page_arg, bp, db, principal, tenant_db
 from tenants.authz import PracticeAccess, resolve_practice
+
+# The agency's accounts table: ?sort=<key> ascending, ?sort=-<key> descending, 50 rows a page.
+PLACEMENT_SORTS = {
+    "account": "last_name",
+    "placed": "placed_at",
+    "owes": "patient_balance",
+    "collected": "collected_gross",
+}
+PLACEMENTS_PER_PAGE = 50
+
+
+def _sorted_page(placements: list, default: str = "-placed") -> dict:
+    sort = request.args.get("sort", default)
+    if sort.lstrip("-") not in PLACEMENT_SORTS:
+        sort = default
+    field = PLACEMENT_SORTS[sort.lstrip("-")]
+    ordered = sorted(placements, key=lambda p: (getattr(p, field), p.id), reverse=sort.startswith("-"))
+    pages = max(1, math.ceil(len(ordered) / PLACEMENTS_PER_PAGE))
+    page = min(_page_arg(), pages)
+    start = (page - 1) * PLACEMENTS_PER_PAGE
+    return {"rows": ordered[start : start + PLACEMENTS_PER_PAGE], "sort": sort, "page": page, "pages": pages,
+            "total": len(ordered), "first_index": start + 1}  # fmt: skip
 
 
 def _access(slug: str, permission: str) -> PracticeAccess:
@@ -39,23 +60,6 @@ def _flash_error(exc: DomainError) -> None:
     flash(f"{exc.message}{' — ' + details if details else ''}", "error")
 
 
-def collection_queue_counts(access: PracticeAccess | None) -> dict[str, int] | None:
-    """For the biller home page's "Collection candidates" card: open placements (candidates are computed on the
-    collections page itself, where they are audited)."""
-    if access is None or not access.can("collections:write"):
-        return None
-    s = tenant_db(access)
-    open_count = s.scalar(
-        select(func.count()).select_from(AgencyPlacement).where(AgencyPlacement.recalled_at.is_(None))
-    )
-    return {"placed": open_count or 0}
-
-
-@bp.context_processor
-def _collections_template_globals():
-    return {"collection_queue_counts": collection_queue_counts}
-
-
 @bp.get("/practices/<slug>/collections")
 def collections_home(slug: str):
     access = _access(slug, "practice:read")
@@ -67,10 +71,18 @@ def collections_home(slug: str):
         exports = collections.list_exports(s, access)
         totals = collections.collected_totals(s, access)
         s.commit()
+        table = _sorted_page(placements)
+
+        def list_url(**changes):
+            args = {"sort": table["sort"] if table["sort"] != "-placed" else None, "page": None} | changes
+            return url_for("portal.collections_home", slug=access.slug, **{k: v for k, v in args.items() if v})
+
         return render_template(
             "portal/collections/agency.html",
             access=access,
-            placements=placements,
+            placements=table["rows"],
+            table=table,
+            list_url=list_url,
             exports=exports,
             totals=totals,
             today=date.today(),

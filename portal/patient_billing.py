@@ -113,24 +113,6 @@ def _link(key: str, name: str) -> str | None:
         return None
 
 
-def statement_queue_counts(access: PracticeAccess | None) -> dict[str, int] | None:
-    """For the biller home page's "Statement candidates" card: the patients the current cycle's run would bill now
-    (before credits are applied); None for callers who do not work patient billing."""
-    if access is None or access.placed_only or not access.can("statements:write"):
-        return None
-    s = tenant_db(access)
-    settings = statements.get_settings(s)
-    return {"candidates": len(statements.select_patients(s, settings, statements.cycle_start(settings, date.today())))}
-
-
-@bp.context_processor
-def _patient_billing_template_globals():
-    return {"statement_queue_counts": statement_queue_counts}
-
-
-# --- overview, runs, settings ---------------------------------------------------------------------------------------
-
-
 @bp.get("/practices/<slug>/patient-billing")
 def patient_billing(slug: str):
     access = _staff(slug, "patients:read")

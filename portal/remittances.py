@@ -43,28 +43,9 @@ METHOD_LABELS = {"ACH": "EFT (ACH)", "CHK": "Check", "NON": "No payment", "FWT":
 OUTCOME_LABELS = {"posted": "Posted", "exception": "Exception", "reversal": "Reversal", "duplicate": "Duplicate"}
 
 
-def remittance_queue_counts(access: PracticeAccess | None) -> dict[str, int] | None:
-    """Counts for the home page's "Denials" and "Posting exceptions" cards; None when the caller may not read claims."""
-    if access is None:
-        return None
-    try:
-        claims_access = _access(access.slug, "claims:read")
-    except (Forbidden, NotFound):
-        return None
-    s = tenant_db(claims_access)
-    open_underpayments = select(func.count()).select_from(Underpayment).where(Underpayment.status == "open")
-    return {
-        "denials": reads.count_denials(s),
-        "exceptions": reads.count_exceptions(s),
-        "underpayments": s.scalar(open_underpayments) or 0,
-    }
-
-
 @bp.context_processor
 def _remittance_template_globals():
     return {
-        "remittance_queue_counts": remittance_queue_counts,
-        "unmatched_edi_count": unmatched_edi_count,
         "amount_of": _amount_of,
         "payment_method_label": lambda code: METHOD_LABELS.get(code, code),
         "outcome_label": lambda outcome: OUTCOME_LABELS.get(outcome, outcome.capitalize()),
@@ -363,18 +344,6 @@ def _company(slug: str | None) -> tuple[BillingCompany, list[BillingCompany]]:
 def _selected_practice_company() -> int | None:
     slug = session.get(PRACTICE_KEY)
     return db().scalar(select(Practice.company_id).where(Practice.slug == slug)) if slug else None
-
-
-def unmatched_edi_count() -> int | None:
-    """Waiting sets of the caller's companies, for the home page; None when they handle no company's EDI."""
-    companies = _writable_companies()
-    if not companies:
-        return None
-    return db().scalar(
-        select(func.count())
-        .select_from(UnmatchedEdiSet)
-        .where(UnmatchedEdiSet.company_id.in_([c.id for c in companies]), UnmatchedEdiSet.assigned_at.is_(None))
-    ) or 0  # fmt: skip
 
 
 def _practices_of(company_id: int) -> list[Practice]:

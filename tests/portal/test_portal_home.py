@@ -161,3 +161,37 @@ def test_navigation_marks_the_current_page_in_a_billers_order(app, small):
         html = biller.get(path).get_data(as_text=True)
         nav = re.search(r'<nav class="site-nav" aria-label="Main">(.*?)</nav>', html, re.S).group(1)
         assert re.findall(r'aria-current="page">([^<]+)</a>', nav) == [label], path
+
+
+def test_an_agencys_accounts_sort_and_page(app, services, factory, monkeypatch):
+    from billing import collections
+    from billing.models import Patient
+    from portal import collections as collections_pages
+    from tests.billing.factories import billing_practice
+    from tests.portal.test_portal_collections import _placeable
+
+    bp = billing_practice(services, factory)
+    agency = factory.agency([bp.slug])
+    placed = [_placeable(services, bp, factory) for _ in range(3)]
+    with services.db.tenant_session(bp.slug) as s:
+        for pid in placed:
+            collections.approve(s, bp.access, pid, agency.id)
+        accounts = {s.get(Patient, pid).last_name: s.get(Patient, pid).account_number for pid in placed}
+        s.commit()
+    collector = app.test_client()
+    portal_login(collector, factory.user("agency", agency=agency))
+    monkeypatch.setattr(collections_pages, "PLACEMENTS_PER_PAGE", 2)
+    url = f"/practices/{bp.slug}/collections"
+
+    def shown(**query) -> list[str]:
+        html = collector.get(url, query_string=query).get_data(as_text=True)
+        return [n for n in re.findall(r"Debtor\d+x", html) if n in accounts]
+
+    by_name = sorted(accounts)
+    first = collector.get(url, query_string={"sort": "account"})
+    assert 'aria-sort="ascending"' in first.get_data(as_text=True) and "Page 1 of 2" in text(first)
+    names = list(dict.fromkeys(shown(sort="account")))
+    assert names == by_name[:2]
+    assert list(dict.fromkeys(shown(sort="account", page=2))) == by_name[2:]
+    assert list(dict.fromkeys(shown(sort="-account"))) == by_name[::-1][:2]
+    assert collector.get(url, query_string={"sort": "nonsense"}).status_code == 200  # falls back to newest first
