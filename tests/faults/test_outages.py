@@ -194,3 +194,42 @@ def test_s3_away_then_back(settings, services, factory, s3_behind_proxy, tmp_pat
     for key in keys.values():
         assert s3.head_object(Bucket=settings.s3_bucket, Key=key)["ContentLength"] > 0
     assert client.get(f"/api/v1/practices/{bp.slug}/statement-runs/{run_id}", headers=headers).status_code == 200
+
+
+def test_database_connections_dropped_under_a_running_job(settings, services, factory, tmp_path):
+    """The server terminates the worker's connections mid-run (a failover, an admin's pg_terminate_backend): the job
+    fails, RQ retries it after its backoff, and the retry resumes the run; each patient gets one statement."""
+    redis = RedisServer(tmp_path / "redis", appendonly=False)
+    redis.start()
+    mine = dataclasses.replace(settings, redis_url=redis.url)
+    app = _app(mine)
+    worker = None
+    try:
+        bp = billing_practice(services, factory)
+        patients = _patients(services, factory, bp, 25)
+        run_id, job_id = _start_run(app.extensions["medbill"], bp.slug)
+        worker = start_worker(settings_env(mine), "statements", log=tmp_path / "worker.log")
+        wait_for(lambda: _run(services, bp.slug, run_id).statements_done >= 2, timeout=40, what="the run to start")
+        with services.db.engine.connect() as conn:
+            # Only this test database's backends, and not this connection: other databases on the server are not ours.
+            killed = conn.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                     "AND backend_type = 'client backend'")
+            ).scalar()  # fmt: skip
+        assert killed >= 1
+        redis_client = app.extensions["medbill"].dispatcher.redis
+        wait_for(lambda: _status(redis_client, job_id) == "finished", timeout=60, what="the job to finish", every=0.5)
+        job = Job.fetch(job_id, connection=redis_client)
+        assert job.retries_left is not None  # it ran under RQ's retry policy
+    finally:
+        if worker is not None and worker.poll() is None:
+            kill_all(worker)
+        redis.stop()
+    run = _run(services, bp.slug, run_id)
+    assert (run.status, run.statements_done) == ("done", len(patients))
+    with services.db.tenant_session(bp.slug) as s:
+        made = s.scalars(select(Statement.patient_id).where(Statement.run_id == run_id)).all()
+    assert sorted(made) == sorted(patients)
+    log = (tmp_path / "worker.log").read_text()
+    assert "OperationalError" in log and "scheduled for retry" in log  # the drop was felt, and retried with backoff
