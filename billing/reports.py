@@ -199,10 +199,18 @@ def monthly_summary(session: Session, month: date, *, months: int = 12) -> Month
 
     _add_category_sums(session, by_month, first, end)
 
+    # A/R at each month's end and the charges of the 90 days before it, from two grouped queries (one query per
+    # month and figure cost 24 statements per request): the A/R before the first month plus each month's change,
+    # and the charges of every day of the window summed per month here.
+    ar_end = ar_total(session, first - timedelta(days=1))
+    changes = dict(_ar_changes_by_month(session, first, end))
+    daily_charges = _charges_by_day(session, next_month(starts[0]) - timedelta(days=90), end)
     for m in starts:
         figures = by_month[m]
-        figures.ar_end = ar_total(session, next_month(m) - timedelta(days=1))
-        charges_90 = _charges_between(session, next_month(m) - timedelta(days=90), next_month(m))
+        ar_end += changes.get(m, ZERO)
+        figures.ar_end = ar_end
+        window_start, window_end = next_month(m) - timedelta(days=90), next_month(m)
+        charges_90 = sum((amount for day, amount in daily_charges if window_start <= day < window_end), ZERO)
         if charges_90 > 0:
             figures.days_in_ar = (figures.ar_end / (charges_90 / 90)).quantize(Decimal("0.1"))
 
@@ -252,15 +260,28 @@ def ar_total(session: Session, as_of: date) -> Decimal:
     return money(value)
 
 
-def _charges_between(session: Session, start: date, end: date) -> Decimal:
+def _ar_changes_by_month(session: Session, first: date, end: date) -> list[tuple[date, Decimal]]:
+    """Each month's change of everything owed (insurance and patient parts), for the months in [first, end)."""
+    entry_month = func.date_trunc("month", _entry_date())
+    rows = session.execute(
+        select(cast(entry_month, Date), func.sum(LedgerEntry.insurance_delta + LedgerEntry.patient_delta))
+        .where(_entry_date() >= first, _entry_date() < end)
+        .group_by(entry_month)
+    )
+    return [(m, money(amount)) for m, amount in rows]
+
+
+def _charges_by_day(session: Session, start: date, end: date) -> list[tuple[date, Decimal]]:
+    """The charges of each day in [start, end) (a reversed charge counts as a charge, as in the category sums)."""
     original, category = _category()
-    value = session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+    rows = session.execute(
+        select(_entry_date(), func.sum(LedgerEntry.amount))
         .select_from(LedgerEntry)
         .outerjoin(original, original.id == LedgerEntry.reverses_entry_id)
         .where(category == "charge", _entry_date() >= start, _entry_date() < end)
+        .group_by(_entry_date())
     )
-    return money(value)
+    return [(day, money(amount)) for day, amount in rows]
 
 
 def _denied_condition():

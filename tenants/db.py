@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
@@ -28,10 +28,32 @@ def schema_for(slug: str) -> str:
     return f"practice_{validate_slug(slug)}"
 
 
+# The practice schemas a pooled connection has opened tenant sessions on (kept in the pool record's info).
+SCHEMAS_SEEN = "medbill_schemas"
+# A PostgreSQL backend caches the catalog entries of every table it touches and never gives them back: a connection
+# that served hundreds of practices holds tens of MB. A connection retires once it has served this many schemas
+# (MEDBILL_DB_SCHEMAS_PER_CONNECTION, 0 = never), so the memory stays bounded however many practices there are.
+DEFAULT_SCHEMAS_PER_CONNECTION = int(os.environ.get("MEDBILL_DB_SCHEMAS_PER_CONNECTION", "100"))
+
+
+@event.listens_for(Session, "after_begin")
+def _note_schema(session: Session, _transaction, connection) -> None:
+    slug = session.info.get("practice_slug")
+    if slug:
+        connection.info.setdefault(SCHEMAS_SEEN, set()).add(slug)
+
+
 class Database:
     """Owns the engine (one pool per process) and hands out sessions."""
 
-    def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        echo: bool = False,
+        schemas_per_connection: int = DEFAULT_SCHEMAS_PER_CONNECTION,
+    ) -> None:
         self.url = url
         self.engine: Engine = create_engine(
             url,
@@ -46,6 +68,14 @@ class Database:
             connect_args={"options": "-c search_path=pg_catalog"},
         )
         engine = self.engine
+        if schemas_per_connection > 0:
+
+            @event.listens_for(engine, "checkout")
+            def _retire_wide_connection(_dbapi_connection, record, _proxy) -> None:
+                # The pool discards a connection whose checkout raises DisconnectionError and opens a fresh one.
+                if len(record.info.get(SCHEMAS_SEEN, ())) >= schemas_per_connection:
+                    raise exc.DisconnectionError("retired after serving many practice schemas")
+
         # Forked workers must not reuse the parent's sockets.
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
 
