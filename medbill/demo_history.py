@@ -378,7 +378,7 @@ class _Generator:
                 if overpay:
                     patient_payments.refund(
                         session, patient_id, Decimal("20.00"), method="check", reference=f"R{day:%y%m%d}",
-                        refunded_on=day + timedelta(days=3), user_id=None,
+                        refunded_on=min(day + timedelta(days=3), self.end), user_id=None,
                         posting_key=f"demo-history-refund:{patient_id}:{day.isoformat()}",
                         note="overpayment returned",
                     )  # fmt: skip
