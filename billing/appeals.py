@@ -215,7 +215,8 @@ def letter_context(
     payer = session.get(Payer, claim.payer_id)
     coverage = session.get(Coverage, claim.coverage_id)
     encounter = session.get(Encounter, claim.encounter_id)
-    biller = session.get(User, access.user_id)
+    # Work no person started (system access) has no user: the letter is signed by the billing office alone.
+    biller = session.get(User, access.user_id) if access.user_id is not None else None
     by_line = {i.claim_line_id: i for i in items}
     lines = [cl for cl in claim.lines if cl.id in by_line]
     figures = _line_figures(session, [cl.id for cl in lines])
