@@ -32,7 +32,7 @@ CODES = {
 # enqueued after the commit), so trying again later is right.
 UNAVAILABLE = (
     ("redis.exceptions", ("ConnectionError", "TimeoutError", "BusyLoadingError"),
-     "the job queue (Redis) is unavailable; nothing was queued, try again in a moment"),
+     "Redis (the job queue and login limits) is unavailable; nothing was queued, try again in a moment"),
     ("sqlalchemy.exc", ("OperationalError", "DisconnectionError", "TimeoutError", "InterfaceError"),
      "the database is unavailable; the request was not applied, try again in a moment"),
     ("psycopg", ("OperationalError", "InterfaceError"),
