@@ -214,6 +214,7 @@ def prepare_submission(
         claim_count=len(claims),
         total_charge=total(c.total_charge for c in claims),
         created_by_user_id=user_id,
+        created_at=now,  # the file's own date (ISA/GS): its charges are billed on it
     )
     session.add(submission)
     session.flush()

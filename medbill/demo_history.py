@@ -320,9 +320,6 @@ class _Generator:
             key = practice_key(self.slug, "submissions", prepared.submission.filename)
             self.storage.put(key, data, content_type="application/edi-x12")
             prepared.submission.storage_key = key
-            # The file was made that day (charges count on the day a claim was billed).
-            prepared.submission.created_at = now
-            session.flush()
             submissions.mark_transmitted(session, prepared.submission, user_id=None, now=now)
             session.commit()
             if deliver:

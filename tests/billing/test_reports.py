@@ -117,3 +117,33 @@ def test_a_balance_pending_with_the_secondary_ages_under_the_secondary_payer(ser
         (bucket,) = [name for name, amount in rows["Second Health Plan"].buckets.items() if amount]
         (claim,) = reports.aging_claims(s, as_of, key=rows["Second Health Plan"].key, bucket=bucket)
         assert claim["owed"] == Decimal("39.00") and claim["claim_id"] != v.claim_id
+
+
+def test_a_backdated_submission_bills_its_charges_on_its_own_date(services, factory):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from billing import claims as claim_service
+    from billing import submissions
+    from billing.claim_status import transition
+    from billing.models import LedgerEntry, Submission
+    from tests.billing.factories import billing_practice, insured_patient, visit
+
+    bp = billing_practice(services, factory)
+    patient = insured_patient(services, bp, factory)
+    # A visit of 400 days ago, billed 398 days ago (as when a practice's backlog is entered).
+    sent = datetime.combine(date.today() - timedelta(days=398), datetime.min.time(), tzinfo=UTC)
+    with services.db.tenant_session(bp.slug) as s:
+        (claim,) = claim_service.create_claims(s, bp.access, visit(services, bp, patient, days_ago=400))
+        transition(s, claim, "ready", source="test")
+        s.commit()
+        prepared = submissions.prepare_submission(s, practice_slug=bp.slug, user_id=None, now=sent, today=sent.date())
+        prepared.submission.storage_key = "test"
+        submissions.mark_transmitted(s, prepared.submission, user_id=None, now=sent)
+        s.commit()
+        assert s.scalar(select(Submission.created_at)) == sent
+        dates = set(s.scalars(select(LedgerEntry.posted_on).where(LedgerEntry.kind == "charge")))
+        assert dates == {sent.date()}
+        billed = reports.month_totals(s, sent.date().replace(day=1))
+        assert billed.charges == claim.total_charge
