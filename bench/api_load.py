@@ -99,6 +99,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds of load per endpoint")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--timeout", default="10s", help="wrk's per-request timeout (a request slower than this counts as an error)"
+    )
     parser.add_argument("--processes", type=int, default=2, help="gunicorn processes")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
@@ -193,7 +196,16 @@ def main() -> None:
             )
             load_before = os.getloadavg()[0]
             out = subprocess.run(
-                ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "-s", str(lua), base],
+                [
+                    "wrk",
+                    f"-t{args.threads}",
+                    f"-c{args.connections}",
+                    f"-d{args.duration}s",
+                    f"--timeout={args.timeout}",
+                    "-s",
+                    str(lua),
+                    base,
+                ],  # fmt: skip
                 env=wenv,
                 capture_output=True,
                 text=True,
@@ -205,7 +217,8 @@ def main() -> None:
                 f"{label}: {r['requests'] / r['seconds']:.0f} req/s over {r['seconds']:.0f}s ({r['requests']} requests,"
                 f" {len(paths)} distinct URLs over {args.practices} practices, {args.connections} connections);"
                 f" latency p50 {r['p50'] / 1000:.1f} ms, p95 {r['p95'] / 1000:.1f} ms, p99 {r['p99'] / 1000:.1f} ms,"
-                f" max {r['max'] / 1000:.0f} ms; errors {errors} (non-2xx {r['status']}, timeouts {r['timeout']});"
+                f" max {r['max'] / 1000:.0f} ms; errors {errors} (non-2xx {r['status']}, timeouts over {args.timeout}"
+                f" {r['timeout']});"
                 f" load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
             )
             if errors:
