@@ -63,6 +63,9 @@ class Database:
             # Recycling bounds per-backend catalog caches, which grow with every tenant schema a connection touches.
             pool_recycle=900,
             echo=echo,
+            # SQL errors carry no bound values (patient names, member ids) into exceptions, logs or RQ's failure
+            # records in Redis: the statement and its error are enough to debug.
+            hide_parameters=True,
             # A search_path that finds no tenant table: unqualified SQL against tenant tables fails loudly
             # instead of silently reading whichever schema a pooled connection last pointed at.
             connect_args={"options": "-c search_path=pg_catalog"},
