@@ -34,6 +34,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from api import remittances as remittance_reads
+from api.errors import RETRY_AFTER_SECONDS, unavailable_message
 from billing import denials as denial_work
 from billing import work_queues
 from billing.models import Patient, PatientImport, StatementRun
@@ -88,6 +89,7 @@ ERROR_TEXT = {
     405: ("Not allowed", "This page cannot be used that way."),
     413: ("Too large", "What you sent is larger than medbill accepts."),
     500: ("Something went wrong", "The error has been logged. Please try again in a moment."),
+    503: ("Temporarily unavailable", "Part of medbill is unreachable for a moment. Nothing was lost: try again soon."),
 }
 
 
@@ -248,6 +250,12 @@ def _http_error(exc: HTTPException):
 
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception):
+    message = unavailable_message(exc)
+    if message is not None:
+        # An outage (database, Redis or storage away), not a bug: one line with the exception's class only.
+        log.warning("%s %s: 503, %s", request.method, request.path, type(exc).__name__)
+        body, status = render_error(503, message[:1].upper() + message[1:] + ". Nothing was lost: try again shortly.")
+        return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     # The path holds at most a practice slug and page number: no PHI. The message of `exc` is not logged as text.
     log.exception("unhandled portal error on %s %s", request.method, request.path)
     return render_error(500)
