@@ -1162,6 +1162,24 @@ def get_export(session: Session, access: PracticeAccess, export_id: int, *, acti
     return export
 
 
+def undelivered_exports(session: Session, agency_ids: list[int]) -> list[tuple[AgencyExport, dict]]:
+    """Exports of agencies that take SFTP delivery which have not reached the agency yet (a failed delivery, or a
+    worker that died between recording the file and sending it), oldest first, with the agency's delivery settings."""
+    if not agency_ids:
+        return []
+    rows = session.execute(
+        select(AgencyExport, AgencyTerms.sftp)
+        .join(AgencyTerms, AgencyTerms.agency_id == AgencyExport.agency_id)
+        .where(
+            AgencyExport.agency_id.in_(agency_ids),
+            AgencyExport.delivered_sftp_at.is_(None),
+            AgencyTerms.sftp.is_not(None),
+        )
+        .order_by(AgencyExport.id)
+    ).all()
+    return [(export, sftp) for export, sftp in rows if sftp]
+
+
 def mark_delivered(session: Session, export_id: int, error: str = "") -> None:
     export = session.get(AgencyExport, export_id)
     if error:

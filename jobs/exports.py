@@ -46,10 +46,11 @@ def export_placements(practice_slug: str, agency_id: int | None = None, user_id:
     done = []
     with rt.db.tenant_session(practice_slug) as session:
         if agency_id is not None:
-            agency_ids = [agency_id]
+            agency_ids = serving = [agency_id]
         else:
             linked = _linked(session, practice_slug)
             agency_ids = [a for a in collections.agencies_with_pending_exports(session) if a in linked]
+            serving = sorted(linked)
         session.rollback()
         for aid in agency_ids:
             for write in (collections.export_agency, collections.export_agency_updates):
@@ -66,18 +67,34 @@ def export_placements(practice_slug: str, agency_id: int | None = None, user_id:
                 }
                 session.commit()
                 if sftp:
-                    try:
-                        _deliver(sftp, filename, result.data)
-                        collections.mark_delivered(session, export_id)
-                        entry["delivered"] = True
-                    except (TransportError, ValueError) as exc:
-                        # The file stays available in the portal and API; the error is shown beside it.
-                        log.warning("export %s not delivered over SFTP: %s", export_id, exc)
-                        collections.mark_delivered(session, export_id, error=str(exc))
-                        entry["delivered"] = False
-                    session.commit()
+                    entry["delivered"] = _send(session, export_id, sftp, filename, result.data)
                 done.append(entry)
-    return {"practice": practice_slug, "exports": done}
+        # Files recorded but not delivered yet: an earlier delivery failed, or a worker died after recording a
+        # file and before sending it. Each is sent from storage, at most once successfully.
+        sent = {entry["export_id"] for entry in done}
+        redelivered = []
+        for export, sftp in collections.undelivered_exports(session, serving):
+            if export.id in sent:
+                continue
+            data = rt.storage.get(export.storage_key)
+            redelivered.append(
+                {"export_id": export.id, "delivered": _send(session, export.id, sftp, export.filename, data)}
+            )
+    return {"practice": practice_slug, "exports": done, "redelivered": redelivered}
+
+
+def _send(session, export_id: int, sftp: dict, filename: str, data: bytes) -> bool:
+    try:
+        _deliver(sftp, filename, data)
+        collections.mark_delivered(session, export_id)
+        delivered = True
+    except (TransportError, ValueError) as exc:
+        # The file stays available in the portal and API; the error is shown beside it.
+        log.warning("export %s not delivered over SFTP: %s", export_id, exc)
+        collections.mark_delivered(session, export_id, error=str(exc))
+        delivered = False
+    session.commit()
+    return delivered
 
 
 def export_all_practices() -> dict:

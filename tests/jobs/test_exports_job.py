@@ -100,7 +100,7 @@ def job_runtime(monkeypatch, settings, services):
     return rt
 
 
-def test_failed_delivery_keeps_the_file_available_and_says_why(services, factory, job_runtime):
+def test_failed_delivery_keeps_the_file_available_and_says_why(services, factory, job_runtime, tmp_path):
     bp = billing_practice(services, factory)
     agency = factory.agency([bp.slug])
     pid = insured_patient(services, bp, factory)
@@ -118,7 +118,21 @@ def test_failed_delivery_keeps_the_file_available_and_says_why(services, factory
         export = s.get(AgencyExport, entry["export_id"])
         assert export.delivered_sftp_at is None and "/dev/null" in export.delivery_error
         assert services.storage.exists(export.storage_key)
-    assert exports_job.export_placements(bp.slug) == {"practice": bp.slug, "exports": []}
+    # Every later run tries the undelivered file again (from storage); once the drop works it arrives, once.
+    again = exports_job.export_placements(bp.slug)
+    assert again["exports"] == [] and again["redelivered"] == [{"export_id": entry["export_id"], "delivered": False}]
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    with services.db.tenant_session(bp.slug) as s:
+        collections.set_terms(s, bp.access, agency.id, {"sftp": {"transport": "directory", "path": str(drop)}})
+        s.commit()
+    fixed = exports_job.export_placements(bp.slug)
+    assert fixed["redelivered"] == [{"export_id": entry["export_id"], "delivered": True}]
+    with services.db.tenant_session(bp.slug) as s:
+        export = s.get(AgencyExport, entry["export_id"])
+        assert export.delivered_sftp_at is not None and export.delivery_error == ""
+        assert [f.read_bytes() for f in drop.rglob("*") if f.is_file()] == [services.storage.get(export.storage_key)]
+    assert exports_job.export_placements(bp.slug) == {"practice": bp.slug, "exports": [], "redelivered": []}
 
 
 def test_daily_run_fans_out_to_practices_with_agencies(services, factory, job_runtime):
