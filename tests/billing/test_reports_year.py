@@ -123,20 +123,31 @@ def test_every_month_equals_the_ledger_sql(services, year):
 
 
 def test_every_month_equals_the_source_documents(services, year):
-    """Insurance payments: the 835s' CLP04 by payment date. Adjustments of claims adjudicated as primary: their CAS
-    (CO contractual, other groups other); a later payer's are capped by what the account still owed, so those and the
-    biller's write-offs come from the ledger. Patient payments and refunds: what they applied to the patients'
-    lines. Charges: the services billed, in the month of the first submission that billed them."""
+    """Insurance payments: the 835s' CLP04 by payment date. Adjustments of claims that billed the primary coverage
+    and were not adjudicated as a later payer: their CAS (CO contractual, other groups other); a later payer's are
+    capped by what the account still owed (and its denial returns the share to the patient), so those and the
+    biller's write-offs come from the ledger. Patient payments and refunds: what they applied to the patients' lines.
+    Charges: the services billed, in the month of the first submission that billed them."""
     slug, _report = year
     expected: dict[tuple[date, str], Decimal] = defaultdict(lambda: ZERO)
     with services.db.tenant_session(slug) as s:
         set_local_search_path(s, slug)  # plain SQL below names the practice's tables unqualified
+        # A claim is a later payer's when it billed a secondary/tertiary coverage, whatever its CLP02 says: a payer
+        # that denies every line answers CLP02 4 (denied), not 2, and posting (billing.posting._post_claim) treats it
+        # by the claim's coverage priority too. Such a denial's CO is the whole charge, which the primary already
+        # adjudicated: posting moves only the share the secondary was billed back to the patient, so its CAS is not
+        # the account's contractual adjustment.
+        billed_later_payer = set(
+            s.scalars(
+                text("SELECT c.id FROM claims c JOIN coverages cv ON cv.id = c.coverage_id WHERE cv.priority > 1")
+            )
+        )
         primary_claims: set[int] = set()
         for remittance in _remittances(services, s):
             m = remittance.payment_date.replace(day=1)
             for clp in remittance.claims:
                 expected[(m, "insurance_payments")] += clp.paid
-                if clp.status_code in AS_LATER_PAYER:
+                if clp.status_code in AS_LATER_PAYER or int(clp.patient_control_number) in billed_later_payer:
                     continue
                 primary_claims.add(int(clp.patient_control_number))
                 for adj in [*clp.adjustments, *(a for svc in clp.lines for a in svc.adjustments)]:
