@@ -11,7 +11,8 @@ the last job ended (RQ's own timestamps). The payments leave a coinsurance on ev
 due a statement: one statement-run job per practice on the statements queue renders, stores and records them.
 
 Creates and drops a scratch database of its own; uses Redis DB 12 (`--redis`, flushed before each round) and local
-storage in a temporary directory."""
+storage in a temporary directory. Nothing else may use that Redis database meanwhile: the test fixtures flush theirs
+when a run starts (a pytest run with MEDBILL_TEST_REDIS_DB=12 alongside emptied the queue under the workers once)."""
 
 from __future__ import annotations
 
