@@ -20,7 +20,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 
 from billing import collections
 from integrations.storage import StorageError
-from medbill.errors import DomainError, NotFound
+from medbill.errors import DomainError, Invalid, NotFound
 from portal.views import _page_arg, bp, db, principal, tenant_db
 from tenants.authz import PracticeAccess, resolve_practice
 
@@ -33,18 +33,58 @@ PLACEMENT_SORTS = {
 }
 PLACEMENTS_PER_PAGE = 50
 
+# The rules form: the service's field name -> (input id, label), for errors beside their field.
+RULE_FIELDS = {
+    "min_age_days": ("min_age_days", "Oldest balance at least (days)"),
+    "min_statements": ("min_statements", "Statements sent at least"),
+    "min_balance": ("min_balance", "Owes at least ($)"),
+    "skip_days": ("skip_days", "A skip lasts (days)"),
+    "exclude_payment_plans": ("exclude_payment_plans", "Leave out patients on an active payment plan"),
+}
 
-def _sorted_page(placements: list, default: str = "-placed") -> dict:
-    sort = request.args.get("sort", default)
-    if sort.lstrip("-") not in PLACEMENT_SORTS:
+
+# The biller's tables: column key -> attribute, each table with its own ?<name>_sort= and ?<name>_page= so sorting
+# or paging one table keeps the others where they were.
+BILLER_SORTS = {
+    "candidates": ({"patient": "last_name", "owes": "patient_balance", "age": "age_days", "statements": "statements"},
+                   "-age"),
+    "placements": (PLACEMENT_SORTS | {"agency": "agency_name"}, "-placed"),
+    "exports": ({"file": "filename", "written": "created_at", "accounts": "account_count", "placed": "total_placed"},
+                "-written"),
+}  # fmt: skip
+
+
+def _row_id(row) -> int:
+    return getattr(row, "id", None) or getattr(row, "patient_id", 0)
+
+
+def _sorted_page(placements: list, default: str = "-placed", sorts: dict | None = None, prefix: str = "") -> dict:
+    sorts = sorts or PLACEMENT_SORTS
+    sort = request.args.get(f"{prefix}sort", default)
+    if sort.lstrip("-") not in sorts:
         sort = default
-    field = PLACEMENT_SORTS[sort.lstrip("-")]
-    ordered = sorted(placements, key=lambda p: (getattr(p, field), p.id), reverse=sort.startswith("-"))
+    field = sorts[sort.lstrip("-")]
+    ordered = sorted(placements, key=lambda p: (getattr(p, field), _row_id(p)), reverse=sort.startswith("-"))
     pages = max(1, math.ceil(len(ordered) / PLACEMENTS_PER_PAGE))
-    page = min(_page_arg(), pages)
+    page = min(_page_arg(f"{prefix}page"), pages)
     start = (page - 1) * PLACEMENTS_PER_PAGE
     return {"rows": ordered[start : start + PLACEMENTS_PER_PAGE], "sort": sort, "page": page, "pages": pages,
             "total": len(ordered), "first_index": start + 1}  # fmt: skip
+
+
+def _biller_table(name: str, rows: list, slug: str) -> dict:
+    """One sorted page of a biller table, with `url(sort=, page=)` for its headings and pager."""
+    sorts, default = BILLER_SORTS[name]
+    table = _sorted_page(rows, default, sorts, prefix=f"{name}_")
+
+    def url(sort: str | None = None, page: int | None = None) -> str:
+        args = request.args.to_dict() | {f"{name}_sort": sort or table["sort"], f"{name}_page": page}
+        if args[f"{name}_sort"] == default:
+            args[f"{name}_sort"] = None
+        return url_for("portal.collections_home", slug=slug, **{k: v for k, v in args.items() if v}) + f"#{name}"
+
+    table["url"] = url
+    return table
 
 
 def _access(slug: str, permission: str) -> PracticeAccess:
@@ -89,6 +129,11 @@ def collections_home(slug: str):
         )
     if not access.can("collections:write"):
         raise NotFound("page not found")
+    return _biller_page(access, s)
+
+
+def _biller_page(access: PracticeAccess, s, failed: dict | None = None):
+    """The biller's page; `failed` (from _failed) re-renders a refused form with its errors and typed values."""
     candidates = collections.candidates(s, access)
     rules = collections.get_rules(s)
     agencies = collections.linked_agencies(s, access)
@@ -97,37 +142,61 @@ def collections_home(slug: str):
     exports = collections.list_exports(s, access)
     totals = collections.collected_totals(s, access)
     s.commit()
-    return render_template(
+    failed = failed or {"errors": {}, "values": {}, "summary": [], "title": ""}
+    html = render_template(
         "portal/collections/biller.html",
         access=access,
+        candidates_table=_biller_table("candidates", candidates, access.slug),
         candidates=candidates,
         rules=rules,
         agencies=agencies,
         agency_names={a.id: a.name for a in agencies},
         terms=terms,
-        open_placements=[p for p in placements if p.recalled_at is None],
+        placements_table=_biller_table("placements", [p for p in placements if p.recalled_at is None], access.slug),
         recalled=[p for p in placements if p.recalled_at is not None],
+        exports_page=_biller_table("exports", exports, access.slug),
         exports=exports,
         totals=totals,
+        errors=failed["errors"],
+        values=failed["values"],
+        summary=failed["summary"],
+        summary_title=failed["title"],
     )
+    return html, (422 if failed["summary"] else 200)
+
+
+def _failed(exc: DomainError, fields: dict[str, tuple[str, str]]) -> dict:
+    """A refused form, to show beside its fields: `fields` maps the service's field name to (input id, label);
+    the values typed come back from request.form under the same input ids."""
+    errors: dict[str, list[str]] = {}
+    summary: list[tuple[str, str, str]] = []
+    for key, messages in (exc.errors or {}).items():
+        message = " ".join(map(str, messages))
+        input_id, label = fields.get(key, ("form", key))
+        if input_id != "form":
+            errors.setdefault(input_id, []).append(message)
+        summary.append((input_id, label, message))
+    if not summary:
+        summary.append(("form", "", exc.message))
+    values = {input_id: request.form.get(key, "") for key, (input_id, _label) in fields.items()}
+    return {"errors": errors, "values": values, "summary": summary, "title": exc.message[:1].upper() + exc.message[1:]}
 
 
 @bp.post("/practices/<slug>/collections/candidates/<int:patient_id>/approve")
 def collections_approve(slug: str, patient_id: int):
     access = _access(slug, "collections:write")
     s = tenant_db(access)
+    fields = {"agency_id": (f"agency-{patient_id}", "Agency"), "note": (f"note-{patient_id}", "Note")}
     try:
-        agency_id = int(request.form.get("agency_id", ""))
-    except ValueError:
-        flash("Choose the agency to place the account with (agency).", "error")
-        return _back(slug, "candidates")
-    try:
+        try:
+            agency_id = int(request.form.get("agency_id", ""))
+        except ValueError:
+            raise Invalid("the account was not placed", errors={"agency_id": ["choose an agency"]}) from None
         placement = collections.approve(s, access, patient_id, agency_id, note=request.form.get("note", "")[:2000])
         s.commit()
     except DomainError as exc:
         s.rollback()
-        _flash_error(exc)
-        return _back(slug, "candidates")
+        return _biller_page(access, s, _failed(exc, fields))
     flash(f"Account placed (placement {placement.id}). It leaves the statement cycle.", "info")
     return _back(slug, "candidates")
 
@@ -141,8 +210,7 @@ def collections_skip(slug: str, patient_id: int):
         s.commit()
     except DomainError as exc:
         s.rollback()
-        _flash_error(exc)
-        return _back(slug, "candidates")
+        return _biller_page(access, s, _failed(exc, {"reason": (f"reason-{patient_id}", "Reason to skip")}))
     flash("Account skipped: it stays with the practice for now.", "info")
     return _back(slug, "candidates")
 
@@ -168,15 +236,12 @@ def collections_rules(slug: str):
     data["exclude_payment_plans"] = request.form.get("exclude_payment_plans") == "on"
     try:
         if errors:
-            from medbill.errors import Invalid
-
             raise Invalid("collection rules are not valid", errors=errors)
         collections.set_rules(s, access, data)
         s.commit()
     except DomainError as exc:
         s.rollback()
-        _flash_error(exc)
-        return _back(slug, "rules")
+        return _biller_page(access, s, _failed(exc, RULE_FIELDS))
     flash("Collection rules saved.", "info")
     return _back(slug, "rules")
 
@@ -192,6 +257,8 @@ def collections_recall(slug: str, placement_id: int):
         raise
     except DomainError as exc:
         s.rollback()
+        if not access.placed_only:
+            return _biller_page(access, s, _failed(exc, {"reason": (f"recall-{placement_id}", "Reason to recall")}))
         _flash_error(exc)
         return _back(slug, "placements")
     flash("Account returned to the practice.", "info")
@@ -215,8 +282,6 @@ def collections_report_payment(slug: str, placement_id: int):
         received_on = date.today()
     try:
         if errors:
-            from medbill.errors import Invalid
-
             raise Invalid("payment report is not valid", errors=errors)
         report, created = collections.report_payment(
             s, access, placement_id, amount=amount, received_on=received_on, reference=request.form.get("reference", "")
@@ -245,8 +310,6 @@ def collections_payment_file(slug: str):
     data = upload.read(5 * 1024 * 1024 + 1) if upload is not None and upload.filename else b""
     try:
         if not data.strip() or len(data) > 5 * 1024 * 1024:
-            from medbill.errors import Invalid
-
             raise Invalid("choose your payment file (at most 5 MB)", errors={"file": ["required"]})
         result = collections.report_payment_file(s, access, data)
         storage = current_app.extensions["medbill"].storage

@@ -497,9 +497,9 @@ def switch_practice():
     return redirect(url_for("portal.home"))
 
 
-def _page_arg() -> int:
+def _page_arg(name: str = "page") -> int:
     try:
-        page = int(request.args.get("page", "1"))
+        page = int(request.args.get(name, "1"))
     except ValueError:
         return 1
     return min(max(page, 1), MAX_PAGE)

@@ -68,8 +68,10 @@ def test_biller_places_and_agency_reports_and_returns(app, services, factory):
     assert placed.status_code == 302
     assert "Account placed" in text(biller.get(page_url))
     skipped = biller.post(f"{page_url}/candidates/{second}/skip", data={"csrf_token": token, "reason": ""})
-    assert skipped.status_code == 302
-    assert "reason: required" in text(biller.get(page_url))
+    assert skipped.status_code == 422  # the page again, the error beside the reason field
+    html = skipped.get_data(as_text=True)
+    assert f'id="reason-{second}"' in html and f'aria-describedby="reason-{second}-error"' in html
+    assert re.search(rf'<p class="field__error" id="reason-{second}-error">[^<]*required', html)
     biller.post(f"{page_url}/candidates/{second}/skip", data={"csrf_token": token, "reason": "disputes the bill"})
     body = text(biller.get(page_url))
     assert "Candidates (0)" in body and "With agencies (2)" in body
@@ -140,3 +142,65 @@ def test_biller_places_and_agency_reports_and_returns(app, services, factory):
     assert "recalled" in text(biller.get(page_url)) and "cannot locate debtor" in text(biller.get(page_url))
     # A practice the agency does not serve: 404.
     assert collector.get(f"/practices/{other_practice.slug}/collections").status_code == 404
+
+
+def test_rules_form_errors_beside_their_fields_and_values_kept(app, services, factory):
+    bp = billing_practice(services, factory)
+    page_url = f"/practices/{bp.slug}/collections"
+    biller = _client(app, bp.biller_email)
+    token = _csrf(biller, page_url)
+    sent = biller.post(f"{page_url}/rules", data={"csrf_token": token, "min_age_days": "ninety",
+                                                   "min_statements": "4", "min_balance": "12,5x"})  # fmt: skip
+    assert sent.status_code == 422
+    html = sent.get_data(as_text=True)
+    # Each bad input is marked invalid and described by the message printed beside it; the typed values stay.
+    for field, message in (("min_age_days", "a whole number"), ("min_balance", "an amount like 25.00")):
+        tag = re.search(rf'<input[^>]*id="{field}"[^>]*>', html).group(0)
+        assert 'aria-invalid="true"' in tag and f'aria-describedby="{field}-error"' in tag
+        assert re.search(rf'<p class="field__error" id="{field}-error">{message}</p>', html)
+    assert 'value="ninety"' in re.search(r'<input[^>]*id="min_age_days"[^>]*>', html).group(0)
+    assert 'value="12,5x"' in html and 'value="4"' in re.search(r'<input[^>]*id="min_statements"[^>]*>', html).group(0)
+    assert "aria-invalid" not in re.search(r'<input[^>]*id="min_statements"[^>]*>', html).group(0)
+    # A summary at the top links to each field.
+    summary = re.search(r'<div class="alert alert--error error-summary".*?</div>', html, re.S).group(0)
+    assert "Collection rules are not valid" in summary
+    assert 'href="#min_age_days"' in summary and 'href="#min_balance"' in summary
+    with services.db.tenant_session(bp.slug) as s:
+        assert collections.get_rules(s)["min_statements"] != 4  # nothing was saved
+    # A good form still redirects (post/redirect/get).
+    saved = biller.post(f"{page_url}/rules", data={"csrf_token": token, "min_age_days": "100", "min_statements": "4",
+                                                    "min_balance": "30.00", "skip_days": "60"})  # fmt: skip
+    assert saved.status_code == 302
+    with services.db.tenant_session(bp.slug) as s:
+        assert collections.get_rules(s)["min_statements"] == 4
+
+
+def test_biller_tables_sort_and_page(app, services, factory, monkeypatch):
+    import portal.collections as portal_collections
+
+    monkeypatch.setattr(portal_collections, "PLACEMENTS_PER_PAGE", 2)
+    bp = billing_practice(services, factory)
+    ages = {_placeable(services, bp, factory, days_ago=days): days for days in (130, 200, 160)}
+    with services.db.tenant_session(bp.slug) as s:
+        accounts = {pid: s.get(Patient, pid).account_number for pid in ages}
+    by_age = sorted(ages, key=ages.get)  # youngest balance first
+    page_url = f"/practices/{bp.slug}/collections"
+    biller = _client(app, bp.biller_email)
+
+    def shown(response) -> list[int]:
+        html = response.get_data(as_text=True)
+        return [int(m) for m in re.findall(r'<tr id="candidate-(\d+)">', html)]
+
+    first = biller.get(page_url)
+    html = first.get_data(as_text=True)
+    assert shown(first) == [by_age[2], by_age[1]]  # oldest balance first by default, two a page
+    assert 'aria-sort="descending"' in html and "Page 1 of 2" in html and "Showing 1–2 of 3" in text(first)
+    assert f'href="{page_url}?candidates_page=2#candidates"' in html
+    assert shown(biller.get(f"{page_url}?candidates_page=2")) == [by_age[0]]
+    # The heading sorts the other way; the sort is kept in the page links.
+    assert f'href="{page_url}?candidates_sort=age#candidates"' in html
+    ascending = biller.get(f"{page_url}?candidates_sort=age")
+    assert shown(ascending) == [by_age[0], by_age[1]]
+    assert f'href="{page_url}?candidates_sort=age&amp;candidates_page=2#candidates"' in ascending.get_data(as_text=True)
+    assert shown(biller.get(f"{page_url}?candidates_sort=age&candidates_page=2")) == [by_age[2]]
+    assert accounts[by_age[0]] in text(ascending)
