@@ -8,7 +8,8 @@ Portal pages, on the portal blueprint. One page per practice (`/practices/<slug>
 
 Every page resolves the practice through tenants.authz.resolve_practice first; the services in billing.collections
 scope agency callers to their placements and audit every read. Actions are POST forms with CSRF tokens that
-redirect back with a message (errors name the field)."""
+redirect back with a message; a refused form comes back (422) with each error beside its field, the values
+typed kept and a summary at the top."""
 
 from __future__ import annotations
 
@@ -95,11 +96,6 @@ def _back(slug: str, anchor: str = ""):
     return redirect(url_for("portal.collections_home", slug=slug) + (f"#{anchor}" if anchor else ""))
 
 
-def _flash_error(exc: DomainError) -> None:
-    details = "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in (exc.errors or {}).items())
-    flash(f"{exc.message}{' — ' + details if details else ''}", "error")
-
-
 @bp.get("/practices/<slug>/collections")
 def collections_home(slug: str):
     access = _access(slug, "practice:read")
@@ -107,29 +103,40 @@ def collections_home(slug: str):
         raise NotFound("page not found")
     s = tenant_db(access)
     if access.placed_only:
-        placements = collections.list_placements(s, access)
-        exports = collections.list_exports(s, access)
-        totals = collections.collected_totals(s, access)
-        s.commit()
-        table = _sorted_page(placements)
-
-        def list_url(**changes):
-            args = {"sort": table["sort"] if table["sort"] != "-placed" else None, "page": None} | changes
-            return url_for("portal.collections_home", slug=access.slug, **{k: v for k, v in args.items() if v})
-
-        return render_template(
-            "portal/collections/agency.html",
-            access=access,
-            placements=table["rows"],
-            table=table,
-            list_url=list_url,
-            exports=exports,
-            totals=totals,
-            today=date.today(),
-        )
+        return _agency_page(access, s)
     if not access.can("collections:write"):
         raise NotFound("page not found")
     return _biller_page(access, s)
+
+
+def _agency_page(access: PracticeAccess, s, failed: dict | None = None):
+    """The agency's page; `failed` (from _failed) re-renders a refused form with its errors and typed values."""
+    placements = collections.list_placements(s, access)
+    exports = collections.list_exports(s, access)
+    totals = collections.collected_totals(s, access)
+    s.commit()
+    table = _sorted_page(placements)
+
+    def list_url(**changes):
+        args = {"sort": table["sort"] if table["sort"] != "-placed" else None, "page": None} | changes
+        return url_for("portal.collections_home", slug=access.slug, **{k: v for k, v in args.items() if v})
+
+    failed = failed or _NOT_FAILED
+    html = render_template(
+        "portal/collections/agency.html",
+        access=access,
+        placements=table["rows"],
+        table=table,
+        list_url=list_url,
+        exports=exports,
+        totals=totals,
+        today=date.today(),
+        errors=failed["errors"],
+        values=failed["values"],
+        summary=failed["summary"],
+        summary_title=failed["title"],
+    )
+    return html, (422 if failed["summary"] else 200)
 
 
 def _biller_page(access: PracticeAccess, s, failed: dict | None = None):
@@ -142,7 +149,7 @@ def _biller_page(access: PracticeAccess, s, failed: dict | None = None):
     exports = collections.list_exports(s, access)
     totals = collections.collected_totals(s, access)
     s.commit()
-    failed = failed or {"errors": {}, "values": {}, "summary": [], "title": ""}
+    failed = failed or _NOT_FAILED
     html = render_template(
         "portal/collections/biller.html",
         access=access,
@@ -163,6 +170,9 @@ def _biller_page(access: PracticeAccess, s, failed: dict | None = None):
         summary_title=failed["title"],
     )
     return html, (422 if failed["summary"] else 200)
+
+
+_NOT_FAILED: dict = {"errors": {}, "values": {}, "summary": [], "title": ""}
 
 
 def _failed(exc: DomainError, fields: dict[str, tuple[str, str]]) -> dict:
@@ -257,10 +267,8 @@ def collections_recall(slug: str, placement_id: int):
         raise
     except DomainError as exc:
         s.rollback()
-        if not access.placed_only:
-            return _biller_page(access, s, _failed(exc, {"reason": (f"recall-{placement_id}", "Reason to recall")}))
-        _flash_error(exc)
-        return _back(slug, "placements")
+        page = _agency_page if access.placed_only else _biller_page
+        return page(access, s, _failed(exc, {"reason": (f"recall-{placement_id}", "Reason")}))
     flash("Account returned to the practice.", "info")
     return _back(slug, "placements")
 
@@ -291,8 +299,12 @@ def collections_report_payment(slug: str, placement_id: int):
         raise
     except DomainError as exc:
         s.rollback()
-        _flash_error(exc)
-        return _back(slug, f"placement-{placement_id}")
+        fields = {
+            "amount": (f"amount-{placement_id}", "Amount"),
+            "received_on": (f"received-{placement_id}", "Received on"),
+            "reference": (f"reference-{placement_id}", "Your reference"),
+        }
+        return _agency_page(access, s, _failed(exc, fields))
     if created:
         flash(
             f"Payment {report.reference} recorded: gross ${report.gross}, fee ${report.fee}, net ${report.net}.", "info"
@@ -317,8 +329,7 @@ def collections_payment_file(slug: str):
         s.commit()
     except DomainError as exc:
         s.rollback()
-        _flash_error(exc)
-        return _back(slug, "payment-file")
+        return _agency_page(access, s, _failed(exc, {"file": ("payment-file-input", "File")}))
     flash(
         f"Payment file posted: {result['posted']} payment(s), ${result['gross']}"
         + (f"; {result['duplicates']} reported before, not posted again." if result["duplicates"] else "."),

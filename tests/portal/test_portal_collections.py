@@ -105,6 +105,14 @@ def test_biller_places_and_agency_reports_and_returns(app, services, factory):
     assert collector.post(f"{page_url}/placements/{rival_placement}/payments", data=pay).status_code == 404
     assert collector.post(f"{page_url}/placements/{rival_placement}/recall",
                           data={"csrf_token": token, "reason": "x"}).status_code == 404  # fmt: skip
+    # A bad amount: the page again, the error beside the amount, the reference typed kept, nothing posted.
+    refused = collector.post(f"{page_url}/placements/{placement_id}/payments", data=pay | {"amount": "ten"})
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    amount_tag = re.search(rf'<input[^>]*id="amount-{placement_id}"[^>]*>', html).group(0)
+    assert 'value="ten"' in amount_tag and f'aria-describedby="amount-{placement_id}-error"' in amount_tag
+    assert f'<p class="field__error" id="amount-{placement_id}-error">an amount like 42.50</p>' in html
+    assert 'value="PORTAL-1"' in re.search(rf'<input[^>]*id="reference-{placement_id}"[^>]*>', html).group(0)
     reported = collector.post(f"{page_url}/placements/{placement_id}/payments", data=pay)
     assert reported.status_code == 302
     assert "gross $10.00, fee $4.00, net $6.00" in text(collector.get(page_url))
@@ -116,17 +124,17 @@ def test_biller_places_and_agency_reports_and_returns(app, services, factory):
     # A payment file in the default layout (CSV): one line for another agency's account refuses the whole file.
     header = "account_number,payment_date,payment_amount,payment_reference\n"
     good = f"{accounts[first]},{today},2.50,FILE-1\n"
-    for content, expected in (
-        (header + good + f"{accounts[theirs]},{today},1.00,FILE-2\n", "is not placed with"),
-        (header + good, "Payment file posted: 1 payment(s), $2.50."),
+    for content, status, expected in (
+        (header + good + f"{accounts[theirs]},{today},1.00,FILE-2\n", 422, "is not placed with"),
+        (header + good, 302, "Payment file posted: 1 payment(s), $2.50."),
     ):
         sent = collector.post(
             f"{page_url}/payment-files",
             data={"csrf_token": token, "file": (io.BytesIO(content.encode()), "pay.csv")},
             content_type="multipart/form-data",
         )
-        assert sent.status_code == 302
-        assert expected in text(collector.get(page_url))
+        assert sent.status_code == status
+        assert expected in text(sent if status == 422 else collector.get(page_url))
     with services.db.tenant_session(bp.slug) as s:
         assert ledger.patient_balance(s, first).patient == Decimal("12.50")
     # The biller's page shows gross, fee and net.
