@@ -61,6 +61,13 @@ def _wait_job(client, headers, job_id: str, timeout: float = 60) -> dict:
     raise AssertionError(f"job {job_id} still {body['status']} after {timeout}s")
 
 
+@pytest.fixture(autouse=True)
+def empty_default_queue(services):
+    """Earlier tests leave jobs of their own on `default` (EOB renderings queued by their postings): a burst worker
+    here should run this test's jobs, not render every other test's EOBs first."""
+    services.dispatcher.queue("default").empty()
+
+
 @pytest.fixture()
 def practice(factory):
     company = factory.company()
