@@ -165,3 +165,18 @@ def visit(services, bp: BillingPractice, patient_id: int, *, days_ago: int = 5, 
         encounter = encounters.create_encounter(s, bp.access, data)
         s.commit()
         return encounter.id
+
+
+def added_coverage(services, bp: BillingPractice, patient_id: int, *, payer_name: str, member_id: str,
+                   priority: int = 2) -> Payer:  # fmt: skip
+    """A further coverage of the patient (secondary by default) with a payer of its own, enrolled in the practice."""
+    payer = shared_payer(services, name=payer_name)
+    with services.db.tenant_session(bp.slug) as s:
+        setup.enroll_payer(s, bp.access, payer.id, {})
+        setup.add_coverage(
+            s, bp.access, patient_id,
+            {"payer_id": payer.id, "priority": priority, "member_id": member_id, "relationship_code": "18",
+             "effective_date": date(2020, 1, 1)},
+        )  # fmt: skip
+        s.commit()
+    return payer

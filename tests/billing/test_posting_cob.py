@@ -17,7 +17,7 @@ from billing.claim_status import transition
 from billing.models import Claim, ClaimLine, Coverage, LedgerEntry, RemittanceClaim, Underpayment
 from billing.posting import post_remittance, record_inbound
 from integrations.x12.remit835 import parse_835
-from tests.billing.factories import billing_practice, insured_patient, shared_payer, visit
+from tests.billing.factories import added_coverage, billing_practice, insured_patient, shared_payer, visit
 from tests.support.pyx12check import pyx12_errors
 
 D = Decimal
@@ -169,16 +169,8 @@ def test_charges_post_once_at_submission(services, bp, factory):
 
 
 def test_primary_then_secondary_agree_to_the_cent(services, bp, factory):
-    second = shared_payer(services, name="Second Health Plan")
     patient = insured_patient(services, bp, factory)
-    with services.db.tenant_session(bp.slug) as s:
-        setup.enroll_payer(s, bp.access, second.id, {})
-        setup.add_coverage(
-            s, bp.access, patient,
-            {"payer_id": second.id, "priority": 2, "member_id": "SEC778899", "relationship_code": "18",
-             "effective_date": date(2020, 1, 1)},
-        )  # fmt: skip
-        s.commit()
+    added_coverage(services, bp, patient, payer_name="Second Health Plan", member_id="SEC778899")
     v = new_visit(services, bp, patient)
     summary = post(services, bp, _primary_era(v, "PRI0000001"))
     (secondary_id,) = summary["secondary_claims"]
@@ -333,16 +325,8 @@ def test_a_reversal_must_mirror_what_was_posted_and_resolves_underpayments(servi
 
 
 def test_a_forwarded_claim_records_the_crossover_and_builds_no_secondary(services, bp, factory):
-    second = shared_payer(services, name="Medigap Plan")
     patient = insured_patient(services, bp, factory)
-    with services.db.tenant_session(bp.slug) as s:
-        setup.enroll_payer(s, bp.access, second.id, {})
-        setup.add_coverage(
-            s, bp.access, patient,
-            {"payer_id": second.id, "priority": 2, "member_id": "GAP112233", "relationship_code": "18",
-             "effective_date": date(2020, 1, 1)},
-        )  # fmt: skip
-        s.commit()
+    added_coverage(services, bp, patient, payer_name="Medigap Plan", member_id="GAP112233")
     v = new_visit(services, bp, patient)
     summary = post(services, bp, _primary_era(v, "FWD0000001", status="19", crossover="MEDIGAP PLAN"))
     assert summary["secondary_claims"] == [] and summary["claims_posted"] == 1
@@ -443,16 +427,8 @@ def test_a_claim_paid_on_two_eras_posts_the_rest_without_duplicates(services, bp
 
 
 def test_a_secondary_denial_returns_the_share_to_the_patient(services, bp, factory):
-    second = shared_payer(services, name="Denying Plan")
     patient = insured_patient(services, bp, factory)
-    with services.db.tenant_session(bp.slug) as s:
-        setup.enroll_payer(s, bp.access, second.id, {})
-        setup.add_coverage(
-            s, bp.access, patient,
-            {"payer_id": second.id, "priority": 2, "member_id": "DEN445566", "relationship_code": "18",
-             "effective_date": date(2020, 1, 1)},
-        )  # fmt: skip
-        s.commit()
+    added_coverage(services, bp, patient, payer_name="Denying Plan", member_id="DEN445566")
     v = new_visit(services, bp, patient)
     (secondary_id,) = post(services, bp, _primary_era(v, "PRI0000009"))["secondary_claims"]
     with services.db.tenant_session(bp.slug) as s:
@@ -474,16 +450,8 @@ def test_a_secondary_denial_returns_the_share_to_the_patient(services, bp, facto
 
 
 def test_reversing_the_primary_brings_the_secondary_transfer_back_in_line(services, bp, factory):
-    second = shared_payer(services, name="Following Plan")
     patient = insured_patient(services, bp, factory)
-    with services.db.tenant_session(bp.slug) as s:
-        setup.enroll_payer(s, bp.access, second.id, {})
-        setup.add_coverage(
-            s, bp.access, patient,
-            {"payer_id": second.id, "priority": 2, "member_id": "FOL998877", "relationship_code": "18",
-             "effective_date": date(2020, 1, 1)},
-        )  # fmt: skip
-        s.commit()
+    added_coverage(services, bp, patient, payer_name="Following Plan", member_id="FOL998877")
     v = new_visit(services, bp, patient)
     (secondary_id,) = post(services, bp, _primary_era(v, "PRI0000010"))["secondary_claims"]
     summary = post(services, bp, era([_reversed_clp(v)], trace="REVPRI0001", dos=v.dos))

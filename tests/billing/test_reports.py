@@ -90,21 +90,12 @@ def test_rates_are_none_without_a_denominator():
 
 
 def test_a_balance_pending_with_the_secondary_ages_under_the_secondary_payer(services, factory):
-    from billing import setup
-    from tests.billing.factories import billing_practice, insured_patient, shared_payer
+    from tests.billing.factories import added_coverage, billing_practice, insured_patient
     from tests.billing.test_posting_cob import _primary_era, new_visit, post
 
     bp = billing_practice(services, factory)
-    second = shared_payer(services, name="Second Health Plan")
     patient = insured_patient(services, bp, factory)
-    with services.db.tenant_session(bp.slug) as s:
-        setup.enroll_payer(s, bp.access, second.id, {})
-        setup.add_coverage(
-            s, bp.access, patient,
-            {"payer_id": second.id, "priority": 2, "member_id": "SEC112233", "relationship_code": "18",
-             "effective_date": date(2020, 1, 1)},
-        )  # fmt: skip
-        s.commit()
+    added_coverage(services, bp, patient, payer_name="Second Health Plan", member_id="SEC112233")
     v = new_visit(services, bp, patient)
     post(services, bp, _primary_era(v, "PRI0000777"))
     as_of = date.today()
