@@ -28,8 +28,9 @@ REDIS_BASE = os.environ.get("MEDBILL_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("MEDBILL_TEST_REDIS_DB", str(8 + os.getpid() % 8)))
 PASSWORD = "correct-horse-battery"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The team's sample X12 files live in shared/ beside the checkout (CI lays a copy there too).
-X12_FIXTURES = Path(os.environ.get("MEDBILL_X12_FIXTURES") or PROJECT_ROOT.parent / "shared" / "fixtures" / "x12")
+# Public sample X12 files, copied unchanged with their origin and licence (tests/fixtures/x12/MANIFEST.md), so a
+# clone of the project alone collects and passes.
+X12_FIXTURES = Path(os.environ.get("MEDBILL_X12_FIXTURES") or PROJECT_ROOT / "tests" / "fixtures" / "x12")
 
 
 @pytest.fixture(scope="session")
