@@ -145,7 +145,8 @@ class AuditEntry(SharedBase):
     __table_args__ = (Index("ix_audit_log_practice_at", "practice_id", "at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    at: Mapped[datetime] = utcnow_column()
+    # Indexed for the company audit view, whose entries span practices and users (tenants/audit.py `company_log`).
+    at: Mapped[datetime] = utcnow_column(index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     practice_id: Mapped[int | None] = mapped_column(ForeignKey("practices.id", ondelete="SET NULL"))
     object_type: Mapped[str] = mapped_column(String(50))
@@ -153,6 +154,25 @@ class AuditEntry(SharedBase):
     action: Mapped[str] = mapped_column(String(50))
     detail: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     ip: Mapped[str | None] = mapped_column(Text)
+
+
+class FileGrant(SharedBase):
+    """One file link of the web app (local storage's stand-in for a presigned URL): one storage key and download name,
+    for one user signed in with one credential, until `expires_at`. A link is valid only while its row exists, so
+    the server's secret key alone cannot make one; only the SHA-256 of the link's random id is stored."""
+
+    __tablename__ = "file_grants"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    storage_key: Mapped[str] = mapped_column(String(500))
+    download_name: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # What authenticated the request that asked (api/security.py request_credential), e.g. "token:42".
+    credential: Mapped[str] = mapped_column(String(64))
+    practice_id: Mapped[int | None] = mapped_column(ForeignKey("practices.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = utcnow_column()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UnmatchedEdiSet(SharedBase):
