@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -43,6 +44,13 @@ class Settings:
     # Outgoing mail (the doctors' monthly summary): None writes .eml files under the data dir instead.
     smtp_url: str | None = None
     mail_from: str = "medbill <no-reply@medbill.invalid>"
+    # Master key (base64, 32 bytes) wrapping the data keys of the companies' stored credentials (tenants.secrets).
+    secrets_key: str = ""
+    # Outbound connections the operator allows (billing.connections): "host" or "host:port" entries; the directory
+    # transport only under this root (None: disabled).
+    clearinghouse_hosts: tuple[str, ...] = ()
+    agency_hosts: tuple[str, ...] = ()
+    directory_transport_root: Path | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -72,6 +80,14 @@ class Settings:
             proxy_hops=int(env.get("MEDBILL_PROXY_HOPS", "0")),
             smtp_url=env.get("MEDBILL_SMTP_URL") or None,
             mail_from=env.get("MEDBILL_MAIL_FROM") or "medbill <no-reply@medbill.invalid>",
+            secrets_key=env.get("MEDBILL_SECRETS_KEY", "").strip(),
+            clearinghouse_hosts=_list(env.get("MEDBILL_CLEARINGHOUSE_HOSTS")),
+            agency_hosts=_list(env.get("MEDBILL_AGENCY_HOSTS")),
+            directory_transport_root=(
+                Path(env["MEDBILL_DIRECTORY_TRANSPORT_ROOT"]).resolve()
+                if env.get("MEDBILL_DIRECTORY_TRANSPORT_ROOT")
+                else None
+            ),
         )
 
     def with_(self, **changes) -> Settings:
@@ -88,6 +104,29 @@ class Settings:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
         return replace(self, secret_key=path.read_text().strip())
+
+    def ensure_secrets_key(self) -> Settings:
+        """MEDBILL_SECRETS_KEY, else the key the embedded default keeps in its data dir (``secrets_key``).
+
+        The file is created only when no external database is configured (the embedded default): with a production
+        DATABASE_URL a key generated on one machine would lock every other machine out of the stored credentials,
+        so there the variable (or a key file put there by the operator) is required; tenants.secrets says so."""
+        if self.secrets_key:
+            return self
+        path = self.data_dir / "secrets_key"
+        if not path.exists() and self.database_url is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
+        if not path.exists():
+            return self
+        return replace(self, secrets_key=path.read_text().strip())
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty entries."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
 def _normalise_db_url(url: str | None) -> str | None:
