@@ -51,6 +51,14 @@ class Settings:
     clearinghouse_hosts: tuple[str, ...] = ()
     agency_hosts: tuple[str, ...] = ()
     directory_transport_root: Path | None = None
+    # Account lifecycle (tenants/accounts.py): a portal session ends after this many idle minutes and in any case
+    # this many hours after sign-in; API tokens expire after the default days unless asked for (up to the maximum);
+    # a password reset link is valid for this many minutes.
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
+    api_token_default_days: int = 90
+    api_token_max_days: int = 365
+    password_reset_minutes: int = 30
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -88,6 +96,11 @@ class Settings:
                 if env.get("MEDBILL_DIRECTORY_TRANSPORT_ROOT")
                 else None
             ),
+            session_idle_minutes=int(env.get("MEDBILL_SESSION_IDLE_MINUTES", "30")),
+            session_max_hours=int(env.get("MEDBILL_SESSION_MAX_HOURS", "12")),
+            api_token_default_days=int(env.get("MEDBILL_API_TOKEN_DEFAULT_DAYS", "90")),
+            api_token_max_days=int(env.get("MEDBILL_API_TOKEN_MAX_DAYS", "365")),
+            password_reset_minutes=int(env.get("MEDBILL_PASSWORD_RESET_MINUTES", "30")),
         )
 
     def with_(self, **changes) -> Settings:
