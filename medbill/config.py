@@ -41,6 +41,8 @@ class Settings:
     login_window_seconds: int = 900
     # Reverse proxies in front of the web processes whose X-Forwarded-For/-Proto are trusted (0: none, serve direct).
     proxy_hops: int = 0
+    # Longest life of a web-app file link (local storage's stand-in for presigned URLs, tenants/file_links.py).
+    file_link_seconds: int = 120
     # Outgoing mail (the doctors' monthly summary): None writes .eml files under the data dir instead.
     smtp_url: str | None = None
     mail_from: str = "medbill <no-reply@medbill.invalid>"
@@ -86,6 +88,7 @@ class Settings:
             login_failures_per_address=int(env.get("MEDBILL_LOGIN_FAILURES_PER_ADDRESS", "50")),
             login_window_seconds=int(env.get("MEDBILL_LOGIN_WINDOW_SECONDS", "900")),
             proxy_hops=int(env.get("MEDBILL_PROXY_HOPS", "0")),
+            file_link_seconds=int(env.get("MEDBILL_FILE_LINK_SECONDS", "120")),
             smtp_url=env.get("MEDBILL_SMTP_URL") or None,
             mail_from=env.get("MEDBILL_MAIL_FROM") or "medbill <no-reply@medbill.invalid>",
             secrets_key=env.get("MEDBILL_SECRETS_KEY", "").strip(),
