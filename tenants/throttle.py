@@ -6,7 +6,12 @@ Why three counters: account+address stops guessing one user's password from one 
 successful sign-in clears (so the real user is not locked out by their own typos); the account counter (across
 addresses) stops a spread-out attack on one user; the address counter stops one client spraying many accounts. A
 success from one address never clears another address's counters, nor the account-wide one, so an attacker who
-also holds a valid login cannot reset their own budget. Keys hold SHA-256 digests, never emails or addresses."""
+also holds a valid login cannot reset their own budget. Keys hold SHA-256 digests, never emails or addresses.
+
+Why the check and the count are one Lua script: checked and counted in two steps, concurrent wrong passwords all
+passed the check before any of them was counted (40 at once got 12 checked against a limit of 5). The script counts
+the attempt before its password is verified, so at most the limit are ever checked; a success gives its attempt back
+(on the account-wide and address counters) and clears its own account+address count."""
 
 from __future__ import annotations
 
@@ -52,31 +57,63 @@ class LoginThrottle:
         ]
 
     def retry_after(self, email: str, address: str | None) -> int | None:
-        """Seconds until this account may try again from this address, or None if it may try now."""
+        """Seconds until this account may try again from this address, or None if it may try now, in which case
+        this attempt is already counted as a failure (one atomic step with the check: see the module docstring);
+        call `succeeded` if the password turns out right."""
         keys = self._keys(email, address)
-        counts = self.redis.mget([key for key, _ in keys])
-        blocked = [key for (key, limit), count in zip(keys, counts, strict=True) if count and int(count) >= limit]
+        blocked, ttl = self.redis.eval(
+            _RESERVE, len(keys), *(key for key, _ in keys), self.limits.window_seconds, *(limit for _, limit in keys)
+        )
         if not blocked:
             return None
-        ttls = [self.redis.ttl(key) for key in blocked]
-        wait = max(1, *(t for t in ttls if t and t > 0))
+        wait = max(1, int(ttl))
         log.warning(
             "sign-in refused, too many failures: account %s from %s, retry in %ds", _account(email), address, wait
         )
         return wait
 
     def failed(self, email: str, address: str | None) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        for key, _ in self._keys(email, address):
-            # SET NX EX starts the window on the first failure; INCR keeps the key's expiry.
-            pipe.set(key, 0, ex=self.limits.window_seconds, nx=True)
-            pipe.incr(key)
-        counts = pipe.execute()[1::2]
-        log.info("failed sign-in: account %s from %s (%d from there)", _account(email), address, counts[0])
+        """A wrong password: already counted when `retry_after` let the attempt through, so only logged here."""
+        count = self.redis.get(self._keys(email, address)[0][0])
+        log.info("failed sign-in: account %s from %s (%s from there)", _account(email), address, int(count or 0))
 
     def succeeded(self, email: str, address: str | None) -> None:
-        """Clears only this account's count from this address (see the module docstring for why)."""
-        self.redis.delete(self._keys(email, address)[0][0])
+        """Clears this account's count from this address and gives this attempt back to the account-wide and address
+        counters (see the module docstring for why nothing more)."""
+        keys = [key for key, _ in self._keys(email, address)]
+        self.redis.eval(_SUCCEEDED, len(keys), *keys)
+
+
+# KEYS: the account+address, account and address counters; ARGV[1]: the window in seconds, ARGV[2..]: the limits.
+# Returns {0, 0} and counts the attempt on every counter if no limit is reached, else {1, seconds left of the
+# longest-blocking window}.
+_RESERVE = """
+local blocked, wait = false, 1
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then
+    blocked, wait = true, math.max(wait, redis.call('TTL', key))
+  end
+end
+if blocked then
+  return {1, wait}
+end
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, 0, 'EX', ARGV[1], 'NX')
+  redis.call('INCR', key)
+end
+return {0, 0}
+"""
+
+# KEYS as above: the account+address counter goes, the other two lose the attempt `_RESERVE` counted.
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
+    redis.call('DECR', KEYS[i])
+  end
+end
+return 0
+"""
 
 
 def for_services(services) -> LoginThrottle:

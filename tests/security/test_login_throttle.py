@@ -3,15 +3,19 @@ the API token endpoint and the portal login alike; past a limit the answer is 42
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tenants.throttle import KEY_PREFIX
+from tenants.throttle import KEY_PREFIX, LoginLimits, LoginThrottle
 from tests.conftest import PASSWORD
 from tests.portal.test_portal import csrf_from
 
 TOKEN_URL = "/api/v1/auth/token"
+_others = itertools.count(20)
 
 
 def api_login(client, email: str, password: str, address: str):
@@ -149,3 +153,41 @@ def test_forwarded_for_counts_only_behind_a_configured_proxy(settings, fresh_use
     assert attempt(proxied, "192.0.2.51", PASSWORD).status_code == 200
     for app in (direct, proxied):
         app.extensions["medbill"].db.engine.dispose()
+
+
+def _at_once(n: int, attempt) -> list:
+    """`attempt` run by n threads released together, so the checks really race; their results in any order."""
+    barrier = threading.Barrier(n)
+
+    def run(_):
+        barrier.wait(timeout=30)
+        return attempt()
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def test_concurrent_attempts_are_checked_at_most_up_to_the_limit(services, fresh_user, address):
+    limits = LoginLimits(per_account_address=5, per_account=20, per_address=50, window_seconds=60)
+    throttle = LoginThrottle(services.redis, limits)
+    let_through = _at_once(40, lambda: throttle.retry_after(fresh_user, address))
+    assert let_through.count(None) == 5  # counted in the same step as checked: no race lets a sixth through
+    assert all(wait is not None and 1 <= wait <= 60 for wait in let_through if wait is not None)
+
+
+def test_concurrent_wrong_passwords_on_the_api_get_at_most_five_checked(app, fresh_user, address):
+    statuses = _at_once(
+        40, lambda: api_login(app.test_client(), fresh_user, "wrong-password", address).status_code
+    )
+    assert sorted(set(statuses)) == [401, 429]
+    assert statuses.count(401) == 5, statuses  # at most the limit were checked against the password
+
+
+def test_a_success_gives_its_attempt_back_to_the_account_count(client, services, fresh_user, address, limits):
+    limits(login_failures_per_account=3)
+    for _ in range(2):
+        assert api_login(client, fresh_user, "wrong-password", address).status_code == 401
+    for _ in range(3):  # counted before the password was checked, then given back: never a failure
+        assert api_login(client, fresh_user, PASSWORD, f"198.51.100.{next(_others)}").status_code == 200
+    assert api_login(client, fresh_user, "wrong-password", "198.51.100.250").status_code == 401
+    assert api_login(client, fresh_user, PASSWORD, "198.51.100.251").status_code == 429
