@@ -26,6 +26,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "reports:read",
             "documents:read",
             "tokens:admin",
+            # Deactivating and reactivating the company's users, creating its service accounts (tenants.accounts).
+            "users:admin",
             "payers:admin",
             "denials:write",
             "payments:write",
