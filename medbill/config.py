@@ -32,6 +32,12 @@ class Settings:
     secure_cookies: bool = True
     public_url: str = "http://127.0.0.1:8000"
     db_pool_size: int = 5
+    # Database timeouts (tenants/db.py): connecting, one statement (also enforced on our side, so a stalled server
+    # answers 503 instead of hanging), waiting for a lock, waiting for a pooled connection.
+    db_connect_timeout: int = 5
+    db_statement_timeout_ms: int = 30000
+    db_lock_timeout_ms: int = 10000
+    db_pool_timeout: float = 10.0
     log_level: str = "INFO"
     # Failed sign-ins allowed per window (tenants/throttle.py): per account from one address, per account from all
     # addresses, per client address over all accounts.
@@ -82,6 +88,10 @@ class Settings:
             secure_cookies=_bool(env.get("MEDBILL_SECURE_COOKIES"), True),
             public_url=env.get("MEDBILL_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             db_pool_size=int(env.get("MEDBILL_DB_POOL_SIZE", "5")),
+            db_connect_timeout=int(env.get("MEDBILL_DB_CONNECT_TIMEOUT", "5")),
+            db_statement_timeout_ms=int(env.get("MEDBILL_DB_STATEMENT_TIMEOUT_MS", "30000")),
+            db_lock_timeout_ms=int(env.get("MEDBILL_DB_LOCK_TIMEOUT_MS", "10000")),
+            db_pool_timeout=float(env.get("MEDBILL_DB_POOL_TIMEOUT", "10")),
             log_level=env.get("MEDBILL_LOG_LEVEL", "INFO"),
             login_failures_per_account_address=int(env.get("MEDBILL_LOGIN_FAILURES_PER_ACCOUNT_ADDRESS", "5")),
             login_failures_per_account=int(env.get("MEDBILL_LOGIN_FAILURES_PER_ACCOUNT", "20")),
