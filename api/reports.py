@@ -12,7 +12,6 @@ return plain dicts, shared with the portal (portal/reports.py) so both show the 
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from api.schemas import PageArgs, PageMeta
 from api.security import access, db_session, policy, principal
 from api.setup import Money
 from billing import reports
+from integrations import csvsafe
 from integrations.storage import StorageKeyNotFound
 from medbill.errors import Forbidden, Invalid, NotFound
 from tenants import audit
@@ -289,15 +289,19 @@ def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return f"{value:.2f}"
+        return csvsafe.Number(f"{value:.2f}")
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float | date):
+        return csvsafe.Number(value)
     return str(value)
 
 
 def summary_csv(report: dict) -> tuple[list[str], list[list]]:
     def cell(key, value):
-        return rate_text(value) if key in RATE_FIELDS else value
+        if key in RATE_FIELDS:  # a rate is a number (a change may be "-3.5"), formatted here to one place
+            return None if value is None else csvsafe.Number(rate_text(value))
+        return value
 
     return list(SUMMARY_COLUMNS), [[cell(k, m[k]) for k in SUMMARY_COLUMNS] for m in report["months"]]
 
@@ -351,7 +355,7 @@ def overview_csv(report: dict) -> tuple[list[str], list[list]]:
 
 def csv_text(header: list[str], rows: list[list]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvsafe.writer(out, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow([_cell(v) for v in row])

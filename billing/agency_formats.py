@@ -27,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from billing.money import money
+from integrations import csvsafe
 from medbill.errors import Invalid
 
 # field name -> kind. Kinds: text, date, money, int, dos_list (date=amount;date=amount).
@@ -165,6 +166,8 @@ def _check_date_format(fmt: Any) -> str | None:
     """Why `fmt` is not a usable date format, or None. It must write and read back a date unchanged."""
     if not isinstance(fmt, str) or not fmt or len(fmt) > 40:
         return "a strftime pattern such as %Y-%m-%d or %m/%d/%Y"
+    if not fmt.isprintable():
+        return "printable characters only (no line breaks, tabs or control characters)"
     try:
         written = _SAMPLE_DATE.strftime(fmt)
         read = datetime.strptime(written, fmt).date()
@@ -249,6 +252,9 @@ def validate_format(config: Any) -> AgencyFormat:
             kind = catalogue[name]
         elif not isinstance(constant, str) or len(constant) > 200:
             err(f"{where}.constant", "a string of at most 200 characters")
+            continue
+        elif not constant.isprintable():  # a line break would split a fixed-width record (or a CSV row) in two
+            err(f"{where}.constant", "printable characters only (no line breaks, tabs or control characters)")
             continue
         heading = raw.get("heading", name or "")
         col = {"field": name, "kind": kind, "constant": constant or ""}
@@ -386,6 +392,26 @@ def _value_text(fmt: AgencyFormat, kind: str, value: Any) -> str:
     return " ".join(str(value).split())  # no line breaks or tabs inside a value
 
 
+# Every character some reader takes as the end of a line: none may reach a fixed-width record (one record, one line).
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
+def _one_line(text: str) -> str:
+    """`text` with any line break replaced by a space (one for one, so that widths stay exact). Values are already
+    written on one line and validation refuses breaks in constants and date formats; this keeps a format stored
+    before those checks from splitting a record."""
+    return text.translate(_LINE_BREAKS)
+
+
+def _csv_cell(fmt: AgencyFormat, col: Column, record: dict) -> str:
+    """A CSV cell: text (a text field or a constant) is left to csvsafe to neutralise; dates, amounts and counts are
+    marked as numbers so that a negative balance stays -12.50."""
+    if col.field is None:
+        return _encode(col.constant, fmt.encoding)
+    text = _encode(_value_text(fmt, col.kind, record.get(col.field)), fmt.encoding)
+    return text if col.kind == "text" else csvsafe.Number(text)
+
+
 def _encode(text: str, encoding: str) -> str:
     """Text as the agency's system can take it: accents dropped for ASCII files, so that widths stay exact."""
     if encoding == "utf-8":
@@ -428,24 +454,18 @@ def render(fmt: AgencyFormat, accounts: list[dict]) -> bytes:
     records = records_of(fmt, accounts)
     if fmt.type == "csv":
         buf = io.StringIO()
-        writer = csv.writer(buf, delimiter=fmt.delimiter, lineterminator="\r\n")
+        writer = csvsafe.writer(buf, delimiter=fmt.delimiter, lineterminator="\r\n")
         if fmt.header:
             writer.writerow([c.heading for c in fmt.columns])
         for record in records:
-            writer.writerow(
-                [
-                    _encode(c.constant if c.field is None else _value_text(fmt, c.kind, record.get(c.field)),
-                            fmt.encoding)
-                    for c in fmt.columns
-                ]
-            )  # fmt: skip
+            writer.writerow([_csv_cell(fmt, c, record) for c in fmt.columns])
         return buf.getvalue().encode(fmt.encoding)
     lines = []
     for record in records:
         line = [" "] * fmt.record_length
         for c in fmt.columns:
             text = c.constant if c.field is None else _value_text(fmt, c.kind, record.get(c.field))
-            fitted = _fit(fmt, c, _encode(text, fmt.encoding), record)
+            fitted = _fit(fmt, c, _one_line(_encode(text, fmt.encoding)), record)
             line[c.start - 1 : c.start - 1 + c.length] = fitted
         lines.append("".join(line))
     return "".join(line + fmt.line_ending for line in lines).encode(fmt.encoding)

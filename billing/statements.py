@@ -19,7 +19,6 @@ A retried run skips patients already statemented by it, so a failure halfway thr
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from billing.models import (
     StatementRun,
 )
 from billing.money import ZERO, money
+from integrations import csvsafe
 from medbill.errors import Invalid, NotFound
 from tenants import audit
 
@@ -469,7 +469,7 @@ def execute_run(
     rows = _batch_rows(session, run)
     if rows:  # a run that bills nobody sends the print vendor nothing
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+        writer = csvsafe.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
         writer.writeheader()
         writer.writerows(rows)
         key = batch_key(practice_slug, run)
@@ -506,8 +506,8 @@ def _batch_rows(session: Session, run: StatementRun) -> list[dict]:
                 "city": mailing.city,
                 "state": mailing.state,
                 "postal_code": mailing.postal_code,
-                "statement_date": statement.statement_date.isoformat(),
-                "amount_due": str(statement.patient_balance),
+                "statement_date": csvsafe.Number(statement.statement_date.isoformat()),
+                "amount_due": csvsafe.Number(statement.patient_balance),
                 "storage_key": statement.storage_key,
             }
         )
