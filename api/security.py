@@ -7,12 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app, g, request
+from flask import session as flask_session
 from sqlalchemy.orm import Session
 
 from medbill.errors import Forbidden, NotFound, Unauthorized
 from tenants.auth import resolve_token
 from tenants.authz import PracticeAccess, Principal, load_principal, require_global, resolve_practice
 from tenants.db import SLUG_RE
+from tenants.file_links import Credential
 
 POLICY_ATTR = "_medbill_policy"
 
@@ -93,6 +95,31 @@ def enforce() -> None:
         g.access = resolve_practice(session, g.principal, slug, pol.permission or "practice:read")
     elif pol.permission:
         require_global(g.principal, pol.permission)
+
+
+def request_credential(session: Session | None = None) -> Credential | None:
+    """Who authenticated this request, and with which credential: the one place that knows it (file links are bound
+    to it). On API and portal routes the sign-in hooks have decided already; on routes outside both (the `/files`
+    links) `session` is used to authenticate an API bearer token or, without one, the portal's session cookie."""
+    signed_in = g.get("principal") or g.get("portal_principal")
+    if signed_in is not None:
+        return Credential(signed_in.user_id, f"token:{signed_in.token_id}") if signed_in.token_id else None
+    if session is None:
+        return None
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and raw.strip():
+        found = resolve_token(session, raw.strip())
+    else:
+        from portal.views import TOKEN_KEY  # the portal imports the API: import its session key only when needed
+
+        raw = flask_session.get(TOKEN_KEY)
+        found = resolve_token(session, raw) if isinstance(raw, str) else None
+        if found is not None and found[1].kind != "portal":
+            found = None
+    if found is None:
+        return None
+    user, token = found
+    return Credential(user.id, f"token:{token.id}")
 
 
 def unguarded_routes(app) -> list[str]:

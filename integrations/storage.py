@@ -38,6 +38,7 @@ __all__ = [
     "StorageKeyNotFound",
     "StoredObject",
     "company_key",
+    "content_disposition",
     "practice_key",
     "storage_from_settings",
 ]
@@ -141,7 +142,8 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _content_disposition(download_name: str) -> str:
+def content_disposition(download_name: str) -> str:
+    """The Content-Disposition header value that makes a download save as `download_name`."""
     # Quotes/CR/LF in a filename would break or inject into the header; RFC 5987 carries the real name.
     fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in download_name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(download_name, safe='')}"
@@ -312,7 +314,7 @@ class S3Storage:
             raise StorageKeyNotFound(key, f"storage key not found: s3://{self.bucket}/{full_key} at {self._where()}")
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": full_key}
         if download_name:
-            params["ResponseContentDisposition"] = _content_disposition(download_name)
+            params["ResponseContentDisposition"] = content_disposition(download_name)
         try:
             return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         except (ClientError, BotoCoreError) as exc:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-from itsdangerous import BadSignature, URLSafeSerializer
 from redis import Redis
 
 from integrations.mail import Mailer, mailer_from_settings
 from integrations.storage import Storage, storage_from_settings
 from medbill.config import Settings
+from tenants import file_links
 from tenants.db import Database
 
 
@@ -27,25 +26,26 @@ def make_redis(settings: Settings) -> Redis:
 
 
 def file_url_signer(settings: Settings) -> Callable[[str, int, str | None], str]:
-    """Local storage's stand-in for S3 presigned URLs: a signed, expiring link served by the web app."""
-    serializer = URLSafeSerializer(settings.secret_key, salt="medbill-file")
+    """Local storage's stand-in for S3 presigned URLs: a link to the web app's `/files/<link id>`, made for the
+    signed-in user of the request being served and honoured only for them (tenants/file_links.py), for at most
+    MEDBILL_FILE_LINK_SECONDS. The grant is committed on its own, so it exists whatever the caller's transaction does
+    (some callers have committed already when they ask for the link)."""
 
     def sign(key: str, expires_in: int, download_name: str | None) -> str:
-        token = serializer.dumps({"k": key, "e": int(time.time()) + expires_in, "n": download_name})
-        return f"{settings.public_url}/files/{token}"
+        from flask import current_app, has_request_context
+
+        from api.security import request_credential
+
+        who = request_credential() if has_request_context() else None
+        if who is None:
+            raise RuntimeError("a file link is made only while serving a signed-in user's request")
+        ttl = max(1, min(expires_in, settings.file_link_seconds))
+        with current_app.extensions["medbill"].db.shared_session() as session:
+            link_id = file_links.mint(session, who, key, download_name, ttl_seconds=ttl)
+            session.commit()
+        return f"{settings.public_url}/files/{link_id}"
 
     return sign
-
-
-def read_file_token(settings: Settings, token: str) -> tuple[str, str | None] | None:
-    """(key, download name) of a valid, unexpired link, else None."""
-    try:
-        data = URLSafeSerializer(settings.secret_key, salt="medbill-file").loads(token)
-    except BadSignature:
-        return None
-    if not isinstance(data, dict) or data.get("e", 0) < time.time():
-        return None
-    return data.get("k"), data.get("n")
 
 
 def make_storage(settings: Settings) -> Storage:

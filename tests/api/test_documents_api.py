@@ -319,10 +319,12 @@ def test_with_local_storage_the_download_streams_through_the_app(settings, servi
     assert response.status_code == 302
     location = response.headers["Location"]
     assert location.startswith(f"{settings.public_url}/files/")
-    streamed = client.get(location.removeprefix(settings.public_url))
+    # The link opens for the caller who asked for it (tests/security/test_file_links.py: for nobody else).
+    streamed = client.get(location.removeprefix(settings.public_url), headers=headers)
     assert streamed.status_code == 200 and "attachment" in streamed.headers["Content-Disposition"]
     assert str(posted.paid_claim_id) in _pdf_text(streamed.data)
-    assert client.get(location.removeprefix(settings.public_url) + "x").status_code == 404
+    assert client.get(location.removeprefix(settings.public_url) + "x", headers=headers).status_code == 404
+    assert client.get(location.removeprefix(settings.public_url)).status_code == 404
 
 
 def test_the_endpoints_are_documented(client):
