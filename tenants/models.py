@@ -63,8 +63,13 @@ class User(SharedBase):
     full_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(server_default=text("true"))
+    # A service account (an integration, created by a company admin) has no usable password: it only holds API
+    # tokens, and sign-in and password reset refuse it.
+    is_service_account: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = utcnow_column()
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
 
@@ -136,6 +141,21 @@ class ApiToken(SharedBase):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class PasswordReset(SharedBase):
+    """A password reset link sent by mail: stored only as a SHA-256 of its secret, usable once, until expires_at.
+    A later reset, a password change or a deactivation voids the user's outstanding ones (used_at set)."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = utcnow_column()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditEntry(SharedBase):

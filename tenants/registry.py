@@ -7,7 +7,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from medbill.errors import Conflict, Invalid, NotFound
-from tenants.auth import hash_password
+from tenants.auth import check_password_policy, hash_password
 from tenants.db import schema_for, validate_slug
 from tenants.migrate import create_tenant_schema
 from tenants.models import ROLES, AgencyPractice, BillingCompany, CollectionAgency, Membership, Practice, User
@@ -62,8 +62,7 @@ def create_user(session: Session, email: str, full_name: str, password: str) -> 
     email = email.strip().lower()
     if "@" not in email:
         raise Invalid("not an email address", errors={"email": ["not an email address"]})
-    if len(password) < 10:
-        raise Invalid("password too short", errors={"password": ["use at least 10 characters"]})
+    check_password_policy(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict(f"user {email!r} already exists")
     user = User(email=email, full_name=full_name, password_hash=hash_password(password))
