@@ -67,6 +67,8 @@ class Settings:
     api_token_default_days: int = 90
     api_token_max_days: int = 365
     password_reset_minutes: int = 30
+    # EOB rendering (jobs/eob.py): a payment with more posted claims than this is rendered by one job per this many.
+    eob_chunk_claims: int = 200
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -114,6 +116,7 @@ class Settings:
             api_token_default_days=int(env.get("MEDBILL_API_TOKEN_DEFAULT_DAYS", "90")),
             api_token_max_days=int(env.get("MEDBILL_API_TOKEN_MAX_DAYS", "365")),
             password_reset_minutes=int(env.get("MEDBILL_PASSWORD_RESET_MINUTES", "30")),
+            eob_chunk_claims=max(1, int(env.get("MEDBILL_EOB_CHUNK_CLAIMS", "200"))),
         )
 
     def with_(self, **changes) -> Settings:
