@@ -11,7 +11,7 @@ from flask import session as flask_session
 from sqlalchemy.orm import Session
 
 from medbill.errors import Forbidden, NotFound, Unauthorized
-from tenants.auth import resolve_token
+from tenants.auth import API_KINDS, resolve_portal_session, resolve_token
 from tenants.authz import PracticeAccess, Principal, load_principal, require_global, resolve_practice
 from tenants.db import SLUG_RE
 from tenants.file_links import Credential
@@ -86,7 +86,8 @@ def enforce() -> None:
     session = _open_session(slug)
     if pol.public:
         return
-    found = resolve_token(session, _bearer())
+    # Only bearer kinds: a portal session id (even one copied out of a browser's cookie) is no API credential.
+    found = resolve_token(session, _bearer(), kinds=API_KINDS)
     if found is None:
         raise Unauthorized("token is invalid, expired or revoked")
     user, token = found
@@ -108,14 +109,14 @@ def request_credential(session: Session | None = None) -> Credential | None:
         return None
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and raw.strip():
-        found = resolve_token(session, raw.strip())
+        found = resolve_token(session, raw.strip(), kinds=API_KINDS)
     else:
         from portal.views import TOKEN_KEY  # the portal imports the API: import its session key only when needed
 
         raw = flask_session.get(TOKEN_KEY)
-        found = resolve_token(session, raw) if isinstance(raw, str) else None
-        if found is not None and found[1].kind != "portal":
-            found = None
+        idle = current_app.extensions["medbill"].settings.session_idle_minutes * 60
+        live = resolve_portal_session(session, raw, idle_seconds=idle) if isinstance(raw, str) else None
+        found = (live.user, live.token) if live is not None and live.user is not None else None
     if found is None:
         return None
     user, token = found
