@@ -30,9 +30,10 @@ QUIET_LIBRARIES = (
 )
 
 _PATTERNS = (
-    # Authorization headers and any medbill token secret (mb_ + 43 url-safe characters).
+    # Authorization headers and any medbill secret (mb_ tokens, ps_ portal session ids, pr_ password reset links:
+    # a prefix and 43 url-safe characters).
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (re.compile(r"\bmb_[A-Za-z0-9_-]{8,}"), "mb_[redacted]"),
+    (re.compile(r"\b(mb|ps|pr)_[A-Za-z0-9_-]{8,}"), r"\1_[redacted]"),
     # key=value / "key": "value" forms of secrets.
     (
         re.compile(
