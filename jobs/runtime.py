@@ -29,12 +29,12 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    from medbill.services import make_storage
+    from medbill.services import database_timeouts, make_storage
 
     redis = Redis.from_url(settings.redis_url)
     return Runtime(
         settings=settings,
-        db=Database(settings.database_url, pool_size=2),
+        db=Database(settings.database_url, pool_size=2, **database_timeouts(settings)),
         storage=make_storage(settings),
         dispatcher=Dispatcher(redis),
     )

@@ -16,7 +16,17 @@ from tenants.db import Database
 def make_database(settings: Settings) -> Database:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (medbill up sets it for the embedded server)")
-    return Database(settings.database_url, pool_size=settings.db_pool_size)
+    return Database(settings.database_url, pool_size=settings.db_pool_size, **database_timeouts(settings))
+
+
+def database_timeouts(settings: Settings) -> dict:
+    """The Database keyword arguments of the configured timeouts (every process uses the same)."""
+    return {
+        "connect_timeout": settings.db_connect_timeout,
+        "statement_timeout_ms": settings.db_statement_timeout_ms,
+        "lock_timeout_ms": settings.db_lock_timeout_ms,
+        "pool_timeout": settings.db_pool_timeout,
+    }
 
 
 def make_redis(settings: Settings) -> Redis:

@@ -1,5 +1,11 @@
 """The database engine and the one way to open sessions: `shared_session()` for the registry,
-`tenant_session(slug)` for a practice's schema (chosen with schema_translate_map, never a pooled search_path)."""
+`tenant_session(slug)` for a practice's schema (chosen with schema_translate_map, never a pooled search_path).
+
+Timeouts, so that a stalled server (overloaded, paused, a half-dead network path) costs a request a bounded wait and a
+503 instead of hanging it: connecting (libpq's connect_timeout), every statement (the server's statement_timeout, and
+the same limit on our side: a stopped server cannot cancel anything, so a wait for its answer that outlasts the
+statement timeout closes the connection), waiting for a lock (lock_timeout), waiting for a pooled connection
+(pool_timeout), and TCP keepalives so a dead peer is noticed on idle connections."""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+import psycopg
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
@@ -36,6 +43,42 @@ SCHEMAS_SEEN = "medbill_schemas"
 DEFAULT_SCHEMAS_PER_CONNECTION = int(os.environ.get("MEDBILL_DB_SCHEMAS_PER_CONNECTION", "100"))
 
 
+# How long past the server's own statement timeout we wait for an answer before closing the connection: long enough
+# that a live server's cancellation (which keeps the connection) always comes first.
+CLIENT_GRACE_SECONDS = 1.0
+
+
+class _BoundedWaitConnection(psycopg.Connection):
+    """A psycopg connection whose every wait for the server (a statement, its results, a commit, a ping) ends after
+    `wait_seconds`: the connection is then closed (so the pool discards it) and OperationalError raised, which the web
+    app answers with 503."""
+
+    wait_seconds: float | None = None
+
+    def wait(self, gen, interval: float = 0.1, timeout: float | None = None):
+        if timeout is not None or self.wait_seconds is None:  # psycopg's own bounded waits (cancel) keep theirs
+            return super().wait(gen, interval, timeout)
+        try:
+            return super().wait(gen, interval, self.wait_seconds)
+        except psycopg.errors._WaitTimeout:  # noqa: SLF001 - the exception psycopg's own timeout raises
+            # Mid-protocol: the connection cannot be used again. finish() closes the socket without waiting for the
+            # server (close() would take the lock this thread already holds).
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the database server did not answer within {self.wait_seconds:g} s; connection closed"
+            ) from None
+
+
+def allow_long_statements(conn: Connection, seconds: float | None, *, lock_seconds: float | None = None) -> None:
+    """For work known to take long (migrations, waiting for their advisory lock): this transaction's statement and
+    lock timeouts (None: no limit), and the same limit on our side for the rest of this checkout."""
+    conn.execute(text(f"SET LOCAL statement_timeout = {int((seconds or 0) * 1000)}"))
+    conn.execute(text(f"SET LOCAL lock_timeout = {int((lock_seconds or 0) * 1000)}"))
+    dbapi = conn.connection.dbapi_connection
+    if isinstance(dbapi, _BoundedWaitConnection):
+        dbapi.wait_seconds = None if seconds is None else seconds + CLIENT_GRACE_SECONDS
+
+
 @event.listens_for(Session, "after_begin")
 def _note_schema(session: Session, _transaction, connection) -> None:
     slug = session.info.get("practice_slug")
@@ -53,12 +96,25 @@ class Database:
         pool_size: int = 5,
         echo: bool = False,
         schemas_per_connection: int = DEFAULT_SCHEMAS_PER_CONNECTION,
+        connect_timeout: int = 5,
+        statement_timeout_ms: int = 30000,
+        lock_timeout_ms: int = 10000,
+        pool_timeout: float = 10.0,
     ) -> None:
+        for name, value in (("connect_timeout", connect_timeout), ("statement_timeout_ms", statement_timeout_ms),
+                            ("lock_timeout_ms", lock_timeout_ms), ("pool_timeout", pool_timeout)):  # fmt: skip
+            if value <= 0:
+                raise ValueError(f"database {name} must be positive, not {value!r}")
         self.url = url
+        statement_wait = statement_timeout_ms / 1000 + CLIENT_GRACE_SECONDS
+        # A ping (the pool's pre-ping on checkout, health) is one trivial statement: a server that does not answer
+        # it within the connect timeout is away.
+        ping_wait = float(max(connect_timeout, 1))
         self.engine: Engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size * 2,
+            pool_timeout=pool_timeout,
             pool_pre_ping=True,
             # Recycling bounds per-backend catalog caches, which grow with every tenant schema a connection touches.
             pool_recycle=900,
@@ -68,9 +124,37 @@ class Database:
             hide_parameters=True,
             # A search_path that finds no tenant table: unqualified SQL against tenant tables fails loudly
             # instead of silently reading whichever schema a pooled connection last pointed at.
-            connect_args={"options": "-c search_path=pg_catalog"},
+            connect_args={
+                "options": f"-c search_path=pg_catalog -c statement_timeout={statement_timeout_ms}"
+                f" -c lock_timeout={lock_timeout_ms}",
+                # libpq's minimum is 2 s.
+                "connect_timeout": max(connect_timeout, 2),
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+                # Data we sent that the peer has not acknowledged after this long: the connection is dead.
+                "tcp_user_timeout": int(statement_wait * 1000),
+            },
         )
         engine = self.engine
+
+        @event.listens_for(engine, "do_connect")
+        def _bounded_connection(_dialect, _record, cargs, cparams):
+            conn = _BoundedWaitConnection.connect(*cargs, **cparams)
+            conn.wait_seconds = statement_wait
+            return conn
+
+        # Checked in, the next use is the pool's pre-ping; checked out (after that ping), statements.
+        @event.listens_for(engine, "checkin")
+        def _ping_wait(dbapi_connection, _record) -> None:
+            if isinstance(dbapi_connection, _BoundedWaitConnection):
+                dbapi_connection.wait_seconds = ping_wait
+
+        @event.listens_for(engine, "checkout")
+        def _statement_wait(dbapi_connection, _record, _proxy) -> None:
+            if isinstance(dbapi_connection, _BoundedWaitConnection):
+                dbapi_connection.wait_seconds = statement_wait
         if schemas_per_connection > 0:
 
             @event.listens_for(engine, "checkout")

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
 import billing.models  # noqa: F401  (registers the tenant tables on TenantBase.metadata)
-from tenants.db import schema_for
+from tenants.db import allow_long_statements, schema_for
 from tenants.orm import SHARED_SCHEMA, SharedBase, TenantBase
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -68,9 +68,9 @@ def _run_upgrade(conn: Connection, cfg: Config, script: ScriptDirectory, version
 
 
 def _guard_timeouts(conn: Connection) -> None:
-    # Never queue forever behind a long transaction holding a lock on a tenant table.
-    conn.execute(text("SET LOCAL lock_timeout = '10s'"))
-    conn.execute(text("SET LOCAL statement_timeout = '300s'"))
+    # Never queue forever behind a long transaction holding a lock on a tenant table; DDL on big tables may take
+    # longer than a request's statement timeout.
+    allow_long_statements(conn, 300, lock_seconds=10)
 
 
 def shared_revision(conn: Connection) -> str | None:
@@ -162,6 +162,8 @@ def migrate_all(engine: Engine, progress: Callable[[str], None] | None = None) -
     """`medbill migrate`: shared schema then every practice, holding an advisory lock so two deploys never race."""
     started = time.perf_counter()
     with engine.connect() as lock_conn:
+        # A second deploy waits for the first however long it takes: no statement or lock timeout on this wait.
+        allow_long_statements(lock_conn, None)
         lock_conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
         try:
             shared_from, shared_to = upgrade_shared(engine)

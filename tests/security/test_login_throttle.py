@@ -176,9 +176,7 @@ def test_concurrent_attempts_are_checked_at_most_up_to_the_limit(services, fresh
 
 
 def test_concurrent_wrong_passwords_on_the_api_get_at_most_five_checked(app, fresh_user, address):
-    statuses = _at_once(
-        40, lambda: api_login(app.test_client(), fresh_user, "wrong-password", address).status_code
-    )
+    statuses = _at_once(40, lambda: api_login(app.test_client(), fresh_user, "wrong-password", address).status_code)
     assert sorted(set(statuses)) == [401, 429]
     assert statuses.count(401) == 5, statuses  # at most the limit were checked against the password
 
