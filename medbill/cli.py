@@ -273,6 +273,63 @@ def claims_export(practice: str, out_dir: str) -> None:
         click.echo(f"claim {claim_id} not ready: {why}")
 
 
+@main.group("secrets")
+def secrets_group() -> None:
+    """A billing company's stored credentials (encrypted; transports name them in password_secret)."""
+
+
+@secrets_group.command("set")
+@click.option("--company", required=True, help="billing company slug")
+@click.argument("name")
+def secrets_set(company: str, name: str) -> None:
+    """Set or replace a secret. The value is read from standard input (piped) or asked for, never from argv."""
+    from tenants import secrets
+    from tenants.registry import get_company
+
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"value of {name}: ")
+    else:
+        # One secret per run: the whole of stdin, without the newline `echo` or a heredoc adds.
+        value = sys.stdin.read().removesuffix("\n").removesuffix("\r")
+    settings = _settings()
+    with _db(settings).shared_session() as session:
+
+        def do():
+            box = secrets.SecretBox.from_settings(settings)
+            return secrets.put_secret(session, box, get_company(session, company).id, name, value, user_id=None)
+
+        _row, created = _run(do)
+        session.commit()
+    click.echo(f"{'created' if created else 'replaced'} secret {name} of {company}")
+
+
+@secrets_group.command("list")
+@click.option("--company", required=True, help="billing company slug")
+def secrets_list(company: str) -> None:
+    """The company's secret names with their dates (never the values)."""
+    from tenants import secrets
+    from tenants.registry import get_company
+
+    with _db(_settings()).shared_session() as session:
+        rows = _run(lambda: secrets.list_secrets(session, get_company(session, company).id))
+        for row in rows:
+            click.echo(f"{row.name}\tcreated {row.created_at:%Y-%m-%d %H:%M}\tupdated {row.updated_at:%Y-%m-%d %H:%M}")
+
+
+@secrets_group.command("delete")
+@click.option("--company", required=True, help="billing company slug")
+@click.argument("name")
+def secrets_delete(company: str, name: str) -> None:
+    """Delete a secret; a transport that still names it is refused when it next connects."""
+    from tenants import secrets
+    from tenants.registry import get_company
+
+    with _db(_settings()).shared_session() as session:
+        _run(lambda: secrets.delete_secret(session, get_company(session, company).id, name, user_id=None))
+        session.commit()
+    click.echo(f"deleted secret {name} of {company}")
+
+
 def _run(fn):
     from medbill.errors import DomainError
 
