@@ -26,6 +26,7 @@ from api import (
     remittances,
     reports,
     setup,
+    users,
 )
 from api import errors as api_errors
 from api.converters import ID_SCHEMA, IdConverter, decimal_string_property
@@ -53,6 +54,7 @@ API_BLUEPRINTS = (
     patient_billing.blp,
     collections.blp,
     reports.blp,
+    users.blp,
 )
 
 
@@ -86,8 +88,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
-        PERMANENT_SESSION_LIFETIME=8 * 3600,
-        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        # The browser keeps the cookie as long as a portal session may live; its idle timeout is kept server-side.
+        PERMANENT_SESSION_LIFETIME=settings.session_max_hours * 3600,
+        WTF_CSRF_TIME_LIMIT=settings.session_max_hours * 3600,
         API_TITLE="medbill",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",

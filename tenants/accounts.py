@@ -395,3 +395,23 @@ def record_failed_sign_in(
         session, user_id=user_id, practice_id=None, object_type="sign_in", object_id=None, action="failed",
         detail={"email": (email or "").strip().lower()[:254], "reason": reason, "channel": channel}, ip=ip,
     )  # fmt: skip
+
+
+def start_password_reset(
+    session: Session, dispatcher, *, email: str, ip: str | None, public_url: str, minutes: int
+) -> None:
+    """The one reset request flow (API and portal): counted against its limits, a link made for a user that may
+    reset, and its mail queued after the caller's commit. Nothing tells the caller which of these happened."""
+    if not reset_request_allowed(dispatcher.redis, email, ip):
+        audit.record(
+            session, user_id=None, practice_id=None, object_type="password_reset", object_id=None,
+            action="throttled", detail={"email": (email or "").strip().lower()[:254]}, ip=ip,
+        )  # fmt: skip
+        return
+    link = request_reset(session, email, minutes=minutes, ip=ip)
+    if link is None:
+        return
+    url = f"{public_url}/password/reset?token={link.raw}"
+    dispatcher.enqueue_after_commit(
+        session, "default", "jobs.accounts.send_password_reset", link.email, link.full_name, url, minutes
+    )
