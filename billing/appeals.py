@@ -8,6 +8,8 @@ Templates are project data (billing/data/appeal_templates/<family>.txt) that a p
 (`AppealTemplate`). They are Jinja templates run in a sandboxed environment with strict undefined variables: a
 practice's template can read the letter's values and nothing else (no attribute access to Python internals, no
 eval), and a template that names a value that does not exist is refused when it is saved, not when a letter is due.
+Every render, the check at save included, has bounded work (billing.letter_sandbox): it runs in a child process
+with a time and memory limit, loops and built strings are capped, and a template past a limit is refused when saved.
 
 Outcome: upheld puts the items back in the work queue (write off, bill the patient, or appeal again); overturned
 takes back the payer's denial adjustments (insurance owes the amount again) and closes the items, so the payer's new
@@ -20,14 +22,11 @@ from decimal import Decimal
 from functools import cache
 from importlib import resources
 
-from jinja2 import StrictUndefined, TemplateSyntaxError
-from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from billing import denials, ledger
+from billing import denials, ledger, letter_sandbox
 from billing.adjustment_codes import describe_adjustment
 from billing.claims import get_claim
 from billing.models import (
@@ -70,8 +69,6 @@ DEFAULT_APPEAL_WINDOW_DAYS = 180
 MAX_TEMPLATE_CHARS = 20000
 MAX_ARGUMENT_CHARS = 5000
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-
 
 def suggest_family(kind: str, codes: list[str]) -> str:
     if kind == "underpayment":
@@ -106,17 +103,12 @@ def get_template(session: Session, family: str) -> tuple[str, str]:
 
 
 def _render(body: str, context: dict) -> str:
+    """The letter's text. The template runs in billing.letter_sandbox: a child process with a time and memory limit
+    and caps on loops and sizes, so a practice's template cannot hold the web thread or the worker."""
     try:
-        return _ENV.from_string(body).render(context).strip() + "\n"
-    except TemplateSyntaxError as exc:
-        raise Invalid(
-            f"template error on line {exc.lineno}: {exc.message}", errors={"body": [str(exc.message)]}
-        ) from None
-    except UndefinedError as exc:
-        raise Invalid(f"template names a value a letter does not have: {exc.message}",
-                      errors={"body": [str(exc.message)]}) from None  # fmt: skip
-    except SecurityError as exc:
-        raise Invalid(f"template refused: {exc}", errors={"body": [str(exc)]}) from None
+        return letter_sandbox.render(body, context).strip() + "\n"
+    except letter_sandbox.TemplateFailure as exc:
+        raise Invalid(exc.message, errors={"body": [exc.message]}) from None
 
 
 def sample_context() -> dict:
