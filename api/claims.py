@@ -13,11 +13,12 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from api.schemas import PageArgs, PageMeta
+from api.schemas import BoundedList, PageArgs, PageMeta
 from api.security import access, db_session, policy
 from api.setup import Id, Money, payers_by_id
 from billing import claims, encounters, scrubber
 from billing.claim_status import EDITABLE, STATUSES, transition
+from billing.encounters import MAX_DIAGNOSES, MAX_LINES, MAX_MODIFIERS, MAX_POINTERS
 from billing.models import (
     Claim,
     ClaimAcknowledgement,
@@ -67,10 +68,13 @@ class Units(fields.Decimal):
 
 class LineIn(Schema):
     procedure_code = fields.String(required=True, metadata={"description": "CPT/HCPCS"})
-    modifiers = fields.List(fields.String(), load_default=list)
+    modifiers = BoundedList(
+        fields.String(validate=validate.Length(max=10)), max_length=MAX_MODIFIERS, load_default=list
+    )
     units = Units(load_default=None)
-    diagnosis_pointers = fields.List(
+    diagnosis_pointers = BoundedList(
         fields.Integer(validate=validate.Range(min=1, max=12)),
+        max_length=MAX_POINTERS,
         load_default=list,
         metadata={"description": "1-based positions in the encounter's diagnoses; [1] when omitted"},
     )
@@ -85,9 +89,9 @@ class EncounterIn(Schema):
     date_of_service = fields.Date(required=True)
     place_of_service = fields.String(required=True, metadata={"description": "CMS place of service, e.g. 11"})
     rendering_provider_id = Id(required=True)
-    diagnoses = fields.List(fields.String(validate=validate.Length(max=10)), required=True)
+    diagnoses = BoundedList(fields.String(validate=validate.Length(max=10)), max_length=MAX_DIAGNOSES, required=True)
     note = fields.String(load_default="", validate=validate.Length(max=2000))
-    lines = fields.List(fields.Nested(LineIn), required=True)
+    lines = BoundedList(fields.Nested(LineIn), max_length=MAX_LINES, required=True)
 
 
 class ServiceLineOut(Schema):
@@ -237,10 +241,11 @@ class ScrubOut(Schema):
 
 
 class BatchScrubIn(Schema):
-    claim_ids = fields.List(
+    claim_ids = BoundedList(
         Id(),
         load_default=None,
-        validate=validate.Length(min=1, max=MAX_BATCH),
+        min_length=1,
+        max_length=MAX_BATCH,
         metadata={"description": "omit to scrub every claim in draft or scrubbed"},
     )
 
@@ -282,11 +287,12 @@ class StatusIn(Schema):
 
 
 class SubmitIn(Schema):
-    claim_ids = fields.List(
+    claim_ids = BoundedList(
         Id(),
         load_default=None,
         allow_none=True,
-        validate=validate.Length(min=1, max=MAX_BATCH),
+        min_length=1,
+        max_length=MAX_BATCH,
         metadata={"description": "omit to submit every ready claim"},
     )
 

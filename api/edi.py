@@ -16,6 +16,7 @@ from api.security import db_session, policy, principal
 from billing.edi_intake import assign_unmatched, intake, list_unmatched, practice_slugs_for
 from integrations.storage import company_key
 from medbill.errors import Invalid, NotFound
+from medbill.input_limits import upload_limit
 from tenants import audit
 from tenants.models import BillingCompany
 
@@ -98,6 +99,7 @@ def _company_id(slug: str | None) -> int:
 @policy("edi:write")
 @blp.arguments(EdiArgs, location="query")
 @blp.response(200, IntakeReportSchema)
+@upload_limit(MAX_EDI_BYTES)
 def upload_edi(args):
     """Upload a 999, 277CA or 835 (multipart field `file`). Acknowledgements for practices of your company are
     applied; each 835 set is queued for posting into its practice (`queued`: the job ids); sets already applied are

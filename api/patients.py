@@ -11,6 +11,7 @@ from api.security import access, db_session, policy
 from billing import patient_imports, patients
 from integrations.storage import practice_key
 from medbill.errors import Invalid, NotFound
+from medbill.input_limits import upload_limit
 
 blp = Blueprint("patients", __name__, url_prefix="/api/v1/practices/<slug>", description="Patients of a practice")
 
@@ -120,6 +121,7 @@ def update_patient(body, slug: str, patient_id: int):
 @blp.route("/patients/imports", methods=["POST"])
 @policy("patients:write")
 @blp.response(202, ImportAccepted)
+@upload_limit(MAX_IMPORT_BYTES)
 def create_import(slug: str):
     """Upload a CSV of patients (multipart field `file`; columns are the patient fields). Registered once per file
     content; a background job validates every row and registers all of them or none."""

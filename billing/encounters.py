@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from billing import codes
 from billing.models import Encounter, Provider, ServiceLine
-from billing.money import money
+from billing.money import AMOUNT_RULE, MAX_AMOUNT, entered_amount, money
 from billing.patients import get_patient
 from billing.pricing import fee_for
 from medbill.errors import Invalid, NotFound
@@ -41,27 +41,31 @@ def _providers(session: Session, ids: set[int]) -> dict[int, Provider]:
 def create_encounter(session: Session, access: PracticeAccess, data: dict) -> Encounter:
     """Validates everything and reports every problem at once, by field (`lines[2].modifiers`)."""
     errors: dict[str, list[str]] = {}
+    diagnoses_in = data.get("diagnoses") or []
+    lines_in = data.get("lines") or []
+    # Sizes first, before any per-item work: a 300,000-line body must be refused at once, not after pricing each line.
+    if len(diagnoses_in) > MAX_DIAGNOSES:
+        errors.setdefault("diagnoses", []).append(f"at most {MAX_DIAGNOSES} diagnoses")
+    if len(lines_in) > MAX_LINES:
+        errors.setdefault("lines", []).append(f"at most {MAX_LINES} lines per encounter")
+    if errors:
+        raise Invalid("the visit has errors; nothing was saved", errors=errors)
     patient = get_patient(session, access, int(data["patient_id"]))
     dos = _as_date(data.get("date_of_service"), "date_of_service", errors)
     pos = str(data.get("place_of_service", ""))
     if not codes.place_of_service_is_valid(pos):
         errors.setdefault("place_of_service", []).append(f"not a CMS place of service code: {pos!r}")
-    diagnoses = [codes.normalise_icd10(str(d)) for d in data.get("diagnoses") or []]
+    diagnoses = [codes.normalise_icd10(str(d)) for d in diagnoses_in]
     if not diagnoses:
         errors.setdefault("diagnoses", []).append("at least one diagnosis is required")
-    if len(diagnoses) > MAX_DIAGNOSES:
-        errors.setdefault("diagnoses", []).append(f"at most {MAX_DIAGNOSES} diagnoses")
     for i, code in enumerate(diagnoses):
         problem = codes.icd10_problem(code)
         if problem:
             errors.setdefault(f"diagnoses[{i}]", []).append(problem)
     if len(set(diagnoses)) != len(diagnoses):
         errors.setdefault("diagnoses", []).append("a diagnosis is listed twice")
-    lines_in = data.get("lines") or []
     if not lines_in:
         errors.setdefault("lines", []).append("at least one service line is required")
-    if len(lines_in) > MAX_LINES:
-        errors.setdefault("lines", []).append(f"at most {MAX_LINES} lines per encounter")
     provider_ids = {int(data["rendering_provider_id"])} | {
         int(line["rendering_provider_id"]) for line in lines_in if line.get("rendering_provider_id")
     }
@@ -103,10 +107,10 @@ def create_encounter(session: Session, access: PracticeAccess, data: dict) -> En
             errors.setdefault(f"{where}.rendering_provider_id", []).append("no such provider")
         if item.get("charge") is not None:
             try:
-                charge = money(str(item["charge"]))
+                charge = entered_amount(str(item["charge"]))
             except ValueError:
                 charge = None
-                errors.setdefault(f"{where}.charge", []).append(f"not an amount: {item['charge']!r}")
+                errors.setdefault(f"{where}.charge", []).append(AMOUNT_RULE)
         else:
             unit_fee = fee_for(session, code, modifiers)
             charge = money(unit_fee * units) if unit_fee is not None else None
@@ -116,6 +120,9 @@ def create_encounter(session: Session, access: PracticeAccess, data: dict) -> En
                 )
         if charge is not None and charge < 0:
             errors.setdefault(f"{where}.charge", []).append("must not be negative")
+        elif charge is not None and charge > MAX_AMOUNT:  # fee schedule price times many units
+            errors.setdefault(f"{where}.charge", []).append(f"more than {MAX_AMOUNT:,}: check the units")
+            charge = None
         lines.append(
             ServiceLine(
                 line_number=n + 1,

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 
 from billing import collections
+from billing.money import AMOUNT_RULE, entered_amount
 from integrations.storage import StorageError
 from medbill.errors import DomainError, Invalid, NotFound
+from medbill.input_limits import upload_limit
 from portal.views import _page_arg, bp, db, principal, tenant_db
 from tenants.authz import PracticeAccess, resolve_practice
 
@@ -240,9 +242,9 @@ def collections_rules(slug: str):
                 errors[key] = ["a whole number"]
     if request.form.get("min_balance", "").strip():
         try:
-            data["min_balance"] = Decimal(request.form["min_balance"].strip())
-        except InvalidOperation:
-            errors["min_balance"] = ["an amount like 25.00"]
+            data["min_balance"] = entered_amount(request.form["min_balance"])
+        except ValueError:
+            errors["min_balance"] = [AMOUNT_RULE]
     data["exclude_payment_plans"] = request.form.get("exclude_payment_plans") == "on"
     try:
         if errors:
@@ -279,9 +281,9 @@ def collections_report_payment(slug: str, placement_id: int):
     s = tenant_db(access)
     errors: dict[str, list[str]] = {}
     try:
-        amount = Decimal(request.form.get("amount", "").strip())
-    except InvalidOperation:
-        errors["amount"] = ["an amount like 42.50"]
+        amount = entered_amount(request.form.get("amount", ""))
+    except ValueError:
+        errors["amount"] = [AMOUNT_RULE]
         amount = Decimal(0)
     try:
         received_on = date.fromisoformat(request.form.get("received_on", "").strip())
@@ -315,6 +317,7 @@ def collections_report_payment(slug: str, placement_id: int):
 
 
 @bp.post("/practices/<slug>/collections/payment-files")
+@upload_limit(5 * 1024 * 1024)
 def collections_payment_file(slug: str):
     access = _access(slug, "agency:report")
     s = tenant_db(access)

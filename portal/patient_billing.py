@@ -14,7 +14,7 @@ from datetime import date
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import DateField, DecimalField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
@@ -23,6 +23,7 @@ from billing.models import Patient, PaymentPlan, StatementRun
 from billing.patients import get_patient
 from integrations.storage import StorageError
 from medbill.errors import DomainError, Invalid, NotFound
+from portal.forms import MoneyField
 from portal.views import bp, db, principal, tenant_db
 from tenants import audit
 from tenants.authz import PracticeAccess, resolve_practice
@@ -38,7 +39,7 @@ TEMPLATES = "portal/patient_billing/"
 
 
 class PaymentForm(FlaskForm):
-    amount = DecimalField("Amount", places=2, validators=[DataRequired("Enter the amount."),
+    amount = MoneyField("Amount", places=2, validators=[DataRequired("Enter the amount."),
                                                           NumberRange(min=0.01, message="More than 0.")])  # fmt: skip
     method = SelectField("Method", choices=_choices(METHODS))
     reference = StringField("Check number or card reference", validators=[Optional(), Length(max=100)])
@@ -48,7 +49,7 @@ class PaymentForm(FlaskForm):
 
 
 class RefundForm(FlaskForm):
-    amount = DecimalField("Amount", places=2, validators=[DataRequired("Enter the amount."),
+    amount = MoneyField("Amount", places=2, validators=[DataRequired("Enter the amount."),
                                                           NumberRange(min=0.01, message="More than 0.")])  # fmt: skip
     method = SelectField("Method", choices=_choices(METHODS))
     reference = StringField("Check number or card reference", validators=[Optional(), Length(max=100)])
@@ -56,8 +57,8 @@ class RefundForm(FlaskForm):
 
 
 class PlanForm(FlaskForm):
-    total = DecimalField("Total", places=2, validators=[DataRequired("Enter the total."), NumberRange(min=0.01)])
-    installment_amount = DecimalField(
+    total = MoneyField("Total", places=2, validators=[DataRequired("Enter the total."), NumberRange(min=0.01)])
+    installment_amount = MoneyField(
         "Installment", places=2, validators=[DataRequired("Enter the installment."), NumberRange(min=0.01)]
     )
     frequency = SelectField("Schedule", choices=_choices([("monthly", "Monthly"), ("biweekly", "Every two weeks")]))
@@ -75,7 +76,7 @@ class RunForm(FlaskForm):
 
 class SettingsForm(FlaskForm):
     cycle_days = IntegerField("Cycle length (days)", validators=[DataRequired(), NumberRange(min=7, max=120)])
-    minimum_balance = DecimalField("Minimum balance to bill", places=2, validators=[Optional(), NumberRange(min=0)])
+    minimum_balance = MoneyField("Minimum balance to bill", places=2, validators=[Optional(), NumberRange(min=0)])
     scheduled_runs = SelectField(
         "Runs", choices=_choices([("yes", "Every cycle, automatically"), ("no", "Only when started")])
     )
