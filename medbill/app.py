@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_smorest import Api
 from flask_wtf.csrf import CSRFProtect
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import (
+    audit,
     auth,
     claims,
     collections,
@@ -37,10 +38,12 @@ from jobs.queues import Dispatcher
 from medbill.config import Settings
 from medbill.logging_config import configure_logging
 from medbill.services import make_database, make_redis, make_storage
+from tenants import audit as audit_trail
 from tenants.db import Database
 
 API_BLUEPRINTS = (
     auth.blp,
+    audit.blp,
     health.blp,
     practices.blp,
     patients.blp,
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blp in API_BLUEPRINTS:
         csrf.exempt(blp)  # bearer tokens, not cookies: nothing for a cross-site form to ride on
 
+    import portal.audit  # noqa: F401  (the company audit page joins the portal blueprint)
     from portal.views import bp as portal_bp
 
     app.register_blueprint(portal_bp)
@@ -143,6 +147,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         if settings.secure_cookies:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
+
+    @app.before_request
+    def _audit_client_address():
+        # First of all hooks: every audit entry of this request (sign-in hooks included) carries the client address,
+        # as ProxyFix resolved it from MEDBILL_PROXY_HOPS, without each caller passing it.
+        g.audit_ip_token = audit_trail.set_client_address(request.remote_addr)
+
+    @app.teardown_request
+    def _audit_client_address_end(_exc=None):
+        token = g.pop("audit_ip_token", None)
+        if token is not None:
+            audit_trail.reset_client_address(token)
 
     app.before_request(enforce)
     app.teardown_request(close_session)

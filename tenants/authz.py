@@ -26,6 +26,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "reports:read",
             "documents:read",
             "tokens:admin",
+            # The company's audit trail (tenants.audit_view): who read which patient, when.
+            "audit:read",
             # Deactivating and reactivating the company's users, creating its service accounts (tenants.accounts).
             "users:admin",
             "payers:admin",
