@@ -161,6 +161,7 @@ def set_billing_identity(session: Session, access: PracticeAccess, data: dict) -
     values["postal_code"] = str(values["postal_code"]).replace("-", "")
     values["state"] = values["state"].upper()
     identity = session.get(BillingIdentity, 1)
+    before = {k: getattr(identity, k) for k in values} if identity is not None else {}
     if identity is None:
         identity = BillingIdentity(id=1, **values)
         session.add(identity)
@@ -168,7 +169,7 @@ def set_billing_identity(session: Session, access: PracticeAccess, data: dict) -
         for key, value in values.items():
             setattr(identity, key, value)
     session.flush()
-    _audit(session, access, "billing_identity", 1, "update", {"fields": sorted(values)})
+    audit.record_change(session, access, "billing_identity", 1, before, values)
     return identity
 
 

@@ -197,3 +197,35 @@ def test_no_entry_is_left_without_an_address_by_a_request(client, services, worl
     with services.db.shared_session() as s:
         ips = s.scalars(select(AuditEntry.ip).where(AuditEntry.id > before)).all()
     assert len(ips) >= 2 and set(ips) == {"192.0.2.77"}
+
+
+IDENTITY = {
+    "organization_name": "Hill Country Clinic", "tax_id": "74-1234567", "taxonomy_code": "207Q00000X",
+    "address_line1": "200 Congress Ave", "city": "Austin", "state": "TX", "postal_code": "78701-1234",
+    "contact_name": "Billing Office", "contact_phone": "5125550100", "clearinghouse_name": "sandbox",
+    "submitter_id": "SUBMIT01", "receiver_id": "SANDBOXCH",
+}  # fmt: skip
+
+
+def test_a_configuration_change_is_recorded_with_its_values(client, services, factory):
+    from tests.billing.factories import npi
+
+    company = factory.company()
+    practice = factory.practice(company.slug)
+    headers = login(client, factory.user("biller", company=company))
+    url = f"/api/v1/practices/{practice.slug}/billing-identity"
+    body = IDENTITY | {"group_npi": npi()}
+    assert client.put(url, headers=headers, json=body).status_code == 200
+    changed = client.put(url, headers=headers, json=body | {"city": "Waco"}, environ_base={"REMOTE_ADDR": "192.0.2.5"})
+    assert changed.status_code == 200
+    entry = _latest(services, object_type="billing_identity", action="update")
+    assert entry.detail["before"]["city"] == "Austin" and entry.detail["after"]["city"] == "Waco"
+    assert entry.detail["changed"] == ["city"] and entry.ip == "192.0.2.5"
+
+
+def test_secrets_in_recorded_values_are_masked():
+    value = {"transport": {"host": "sftp.example", "password": "hunter2", "keys": [{"private_key": "-----BEGIN"}]}}
+    assert audit.mask_secrets(value) == {
+        "transport": {"host": "sftp.example", "password": "***", "keys": [{"private_key": "***"}]}
+    }
+    assert audit.mask_secrets({"password": ""}) == {"password": ""}  # nothing set shows as nothing set
