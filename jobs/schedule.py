@@ -27,6 +27,7 @@ class Periodic:
 
 SCHEDULE: tuple[Periodic, ...] = (
     Periodic("purge-expired-tokens", "jobs.maintenance.purge_expired_tokens", "17 * * * *"),
+    Periodic("purge-expired-file-links", "jobs.maintenance.purge_expired_file_links", "47 * * * *"),
     Periodic("fetch-clearinghouse-files", "jobs.acknowledgements.fetch_all_practices", "*/5 * * * *"),
     # Payment plan check, then each practice's statement run of the current cycle (one run per cycle).
     Periodic("patient-billing-daily", "jobs.statements.daily", "30 6 * * *", queue="statements"),

@@ -170,3 +170,23 @@ def test_a_portal_link_opens_with_the_same_portal_session_only(local_app, local,
     # An API token of the user is not the portal session that asked either.
     api_headers = login(local_app.test_client(), world.users["biller_x"])
     assert local_app.test_client().get(path, headers=api_headers).status_code == 404
+
+
+def test_grants_expired_for_a_day_are_purged_and_live_ones_kept(local_app, local, world):
+    from datetime import timedelta
+
+    from tenants.file_links import purge_expired
+
+    client = local_app.test_client()
+    headers = login(client, world.users["biller_x"])
+    old, live = _link(client, world, headers), _link(client, world, headers)
+    old_hash = hashlib.sha256(old.removeprefix("/files/").encode()).hexdigest()
+    with local.db.shared_session() as s:
+        s.execute(
+            update(FileGrant).where(FileGrant.id_hash == old_hash).values(expires_at=text("now() - interval '2 days'"))
+        )
+        assert purge_expired(s, older_than=timedelta(days=1)) >= 1
+        s.commit()
+        assert s.get(FileGrant, old_hash) is None
+    assert client.get(old, headers=headers).status_code == 404
+    assert client.get(live, headers=headers).status_code == 200
