@@ -35,7 +35,10 @@ def _accounts(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="SFTP listen address")
 @click.option("--sftp-port", type=int, default=None, envvar="MEDBILL_SANDBOX_SFTP_PORT",
               help="SFTP port; omit for directory drop only")  # fmt: skip
-@click.option("--account", "accounts", multiple=True, help="SFTP account NAME:PASSWORD (repeatable)")
+# MEDBILL_SANDBOX_ACCOUNTS (space-separated NAME:PASSWORD) keeps the passwords off the command line, where `ps` shows
+# them to every user of the machine; `medbill up` passes them that way.
+@click.option("--account", "accounts", multiple=True, envvar="MEDBILL_SANDBOX_ACCOUNTS",
+              help="SFTP account NAME:PASSWORD (repeatable; or MEDBILL_SANDBOX_ACCOUNTS)")  # fmt: skip
 @click.option("--host-key", type=click.Path(path_type=Path), default=None, help="host key file (created if missing)")
 @click.option("--poll", "poll_seconds", type=float, default=1.0, show_default=True, help="seconds between passes")
 @click.option("--remit-delay", "remit_delay_seconds", type=float, default=0.0, show_default=True,
