@@ -7,13 +7,26 @@ not parse (or an 835 that does not balance) is refused whole, naming the segment
 jobs.posting.post_remittance_set, with a deterministic id so the same set uploaded twice is queued once). The job
 reads the stored file again and posts the set by its content key (`post_stored_set`), exactly as inline posting does.
 
-A set that names no practice of the company goes to the unmatched queue (`UnmatchedEdiSet`, when the caller says which
-company the file came to), from which a user assigns it to a practice (`assign_unmatched`).
+A file that came to a billing company (its clearinghouse mailbox, an upload, an import) is routed only to practices of
+that company, and only when its envelope belongs to the company: a set whose payee NPI (or tax id) or 277CA billing NPI
+is not one of its practices', a 999 whose receiver is not one of its submitter ids, or anything fetched from the
+mailbox whose ISA08 receiver is not one of its submitter ids, is quarantined (`EdiQuarantine`): held for the operator,
+invisible to the company, released by the operator to the company it belongs to (`release_quarantined`) or dropped.
+The quarantined file is copied under the operator's storage prefix (`quarantine/`), never the tenant's archive.
+
+A set whose envelope is the company's but that names no one practice of it (a 999 of a group control number no practice
+sent, a tax id several practices share, a set the operator released) goes to the company's unmatched queue
+(`UnmatchedEdiSet`), from which a user assigns it to a practice (`assign_unmatched`).
+
+An upload is read by a job, not in the request (`record_upload`, `run_recorded_upload`, `upload_status`): the request
+stores and records the file and queues the job; the job writes the intake report (or the refusal naming the segment)
+on the `EdiIntake` row the uploader polls.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -23,20 +36,27 @@ from sqlalchemy.dialects.postgresql import insert
 from billing.acknowledgements import apply_277ca, apply_999, claim_inbound, find_submission, transaction_key
 from billing.models import BillingIdentity, InboundFile
 from billing.posting import post_remittance, record_inbound
+from integrations.storage import Storage
 from integrations.x12.ack277 import Ack277, parse_277ca
 from integrations.x12.ack999 import Ack999, parse_999
 from integrations.x12.reader import X12Error, read_segments
 from integrations.x12.remit835 import Remittance, parse_835
-from medbill.errors import Conflict, Invalid, NotFound
+from medbill.errors import Conflict, DomainError, Invalid, NotFound
 from tenants import audit
 from tenants.db import Database
-from tenants.models import Practice, UnmatchedEdiSet
+from tenants.models import BillingCompany, EdiIntake, EdiQuarantine, Practice, UnmatchedEdiSet
+
+log = logging.getLogger("medbill.edi")
 
 SUPPORTED = {"999": "999", "277": "277CA", "835": "835"}
 ALL_KINDS = frozenset(SUPPORTED)
 POSTING_QUEUE = "posting"
 POSTING_JOB = "jobs.posting.post_remittance_set"
 EOB_JOB = "jobs.eob.render_eobs"
+EOB_QUEUE = "eob"
+UPLOAD_QUEUE = "default"
+UPLOAD_JOB = "jobs.edi_intake.run_upload"
+SOURCES = ("fetch", "upload", "import")
 # A job with this id in one of these states will post the set: another upload of it queues nothing.
 PENDING_STATES = frozenset({"queued", "started", "scheduled", "deferred"})
 
@@ -47,6 +67,7 @@ class IntakeReport:
     duplicates: list[dict] = field(default_factory=list)
     unmatched: list[dict] = field(default_factory=list)
     queued: list[dict] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -54,6 +75,7 @@ class IntakeReport:
             "duplicates": self.duplicates,
             "unmatched": self.unmatched,
             "queued": self.queued,
+            "quarantined": self.quarantined,
         }
 
 
@@ -82,6 +104,37 @@ class _Router:
                         s.expunge(identity)
                     self._identities[slug] = identity
         return self._identities
+
+    def _values(self, attribute: str) -> set[str]:
+        return {
+            value for ident in self.identities().values()
+            if ident and (value := (getattr(ident, attribute) or "").strip())
+        }  # fmt: skip
+
+    def foreign_receiver(self, receiver_id: str) -> str | None:
+        """Why an interchange addressed to `receiver_id` (ISA08) is not this company's; None when it is."""
+        receiver = (receiver_id or "").strip()
+        if receiver in self._values("submitter_id"):
+            return None
+        return f"ISA08 receiver id {receiver or '(none)'} is not a submitter id of this billing company"
+
+    def foreign_payee(self, remittance: Remittance) -> str | None:
+        """Why an 835 pays no practice of this company (payee NPI, else tax id); None when it pays one."""
+        if remittance.payee_npi:
+            if remittance.payee_npi.strip() in self._values("group_npi"):
+                return None
+            return f"payee NPI {remittance.payee_npi} is no practice's of this billing company"
+        tax_id = (remittance.payee_tax_id or "").replace("-", "").strip()
+        if tax_id and tax_id in self._values("tax_id"):
+            return None
+        if not tax_id:
+            return "the payee has neither an NPI nor a tax id"
+        return f"payee tax id {tax_id} is no practice's of this billing company"
+
+    def foreign_npi(self, npi: str) -> str | None:
+        if npi and npi.strip() in self._values("group_npi"):
+            return None
+        return f"billing NPI {npi} is no practice's of this billing company" if npi else "no billing NPI"
 
     def for_npi(self, npi: str | None) -> str | None:
         matches = [slug for slug, ident in self.identities().items() if ident and npi and ident.group_npi == npi]
@@ -131,12 +184,22 @@ def intake(
     dispatcher=None,
     company_id: int | None = None,
     user_id: int | None = None,
+    source: str = "upload",
+    file_name: str = "",
+    storage: Storage | None = None,
+    check_envelope: bool = True,
+    only: frozenset[str] | None = None,
 ) -> IntakeReport:
     """Route and apply a file already kept in storage under `storage_key`. 835 sets are posted here when `inline`,
-    else queued (one posting job per practice and set, on `dispatcher`). With `company_id`, sets that name no practice
-    go to the company's unmatched queue."""
+    else queued (one posting job per practice and set, on `dispatcher`). With `company_id` (the company the file came
+    to, by `source`: fetch, upload or import), sets whose envelope is not the company's are quarantined for the
+    operator (a copy of the file under `quarantine/` when `storage` is given) and sets that name no one practice go to
+    the company's unmatched queue. `check_envelope=False` and `only` (content keys) are the operator's release of
+    quarantined sets to the company they belong to."""
     if not inline and dispatcher is None:
         raise ValueError("queued posting needs a dispatcher")
+    if source not in SOURCES:
+        raise ValueError(f"unknown intake source {source!r}")
     found_kinds = detect_kinds(data)
     unknown = found_kinds - set(kinds)
     if unknown or not found_kinds:
@@ -155,12 +218,30 @@ def intake(
     router = _Router(db, slugs)
     report = IntakeReport()
     unmatched = _Unmatched(db, company_id, storage_key, report)
+    checked = company_id is not None and check_envelope
+    quarantine = _Quarantine(db, company_id, source, data, storage_key, file_name, storage, report)
+
+    def receiver_refused(receiver_id: str) -> str | None:
+        # Only a fetched file is known to have come through the company's own mailbox, addressed to its submitter id;
+        # an uploaded 835 may come from a payer's portal with the payer's idea of the receiver.
+        return router.foreign_receiver(receiver_id) if checked and source == "fetch" else None
+
     for ack in acks_999:
+        key = transaction_key("999", ack)
+        if only is not None and key not in only:
+            continue
+        # A 999's receiver is the submitter id of the file it acknowledges: it is the company's only if it is one.
+        why = router.foreign_receiver(ack.receiver_id) if checked else None
+        if why:
+            quarantine.add("999", key, ack.receiver_id, ack.sender_id, why,
+                           detail={"control_number": ack.control_number,
+                                   "group_control_number": ack.group_control_number})  # fmt: skip
+            continue
         slug = router.for_999(ack)
         if slug is None:
             entry = {"kind": "999", "control_number": ack.control_number, "reason": "no practice"}
             unmatched.add(
-                entry, content_key=transaction_key("999", ack), sender_id=ack.sender_id,
+                entry, content_key=key, sender_id=ack.sender_id,
                 reason=f"no practice sent group control number {ack.group_control_number}",
             )  # fmt: skip
             continue
@@ -169,25 +250,43 @@ def intake(
         by_practice: dict[str, list] = {}
         by_npi: dict[str, list] = {}
         for claim in ack.claims:
+            npi = claim.billing_provider_npi or ""
+            if only is not None and unmatched_277_key(ack, npi) not in only:
+                continue
             slug = router.for_npi(claim.billing_provider_npi)
-            if slug is None:
-                by_npi.setdefault(claim.billing_provider_npi or "", []).append(claim)
+            if slug is None or (checked and (receiver_refused(ack.receiver_id) or router.foreign_npi(npi))):
+                by_npi.setdefault(npi, []).append(claim)
                 continue
             by_practice.setdefault(slug, []).append(claim)
         for slug, claims in by_practice.items():
             _apply(db, slug, "277CA", replace(ack, claims=claims), storage_key, apply_277ca, report)
         for billing_npi, claims in by_npi.items():
+            detail = {"control_number": ack.control_number, "claims": [c.patient_control_number for c in claims]}
+            group_key = unmatched_277_key(ack, billing_npi)
+            why = (receiver_refused(ack.receiver_id) or router.foreign_npi(billing_npi)) if checked else None
+            if why:
+                quarantine.add("277CA", group_key, ack.receiver_id, ack.sender_id, why, payee_npi=billing_npi or None,
+                               detail={"control_number": ack.control_number, "claims": len(claims)})  # fmt: skip
+                continue
             reason = f"no practice with billing NPI {billing_npi}" if billing_npi else "no billing NPI"
             for claim in claims:
                 entry = {"kind": "277CA", "patient_control_number": claim.patient_control_number, "reason": reason}
                 unmatched.add(
-                    entry, content_key=unmatched_277_key(ack, billing_npi), sender_id=ack.sender_id,
-                    reason=reason, payee_npi=billing_npi or None,
-                    detail={"control_number": ack.control_number,
-                            "claims": [c.patient_control_number for c in claims]},
+                    entry, content_key=group_key, sender_id=ack.sender_id,
+                    reason=reason, payee_npi=billing_npi or None, detail=detail,
                 )  # fmt: skip
     # Remittances last: they speak of claims the acknowledgements above may just have accepted.
     for remittance in remittances:
+        if only is not None and remittance.content_key not in only:
+            continue
+        why = (receiver_refused(remittance.receiver_id) or router.foreign_payee(remittance)) if checked else None
+        if why:
+            quarantine.add(
+                "835", remittance.content_key, remittance.receiver_id, remittance.sender_id, why,
+                payee_npi=remittance.payee_npi, payee_tax_id=remittance.payee_tax_id,
+                detail=_remittance_ids(remittance),
+            )  # fmt: skip
+            continue
         slug, why = router.for_payee(remittance)
         if slug is None:
             unmatched.add(
@@ -201,6 +300,67 @@ def intake(
         else:
             _queue(db, dispatcher, slug, remittance, storage_key, report, user_id=user_id)
     return report
+
+
+class _Quarantine:
+    """Sets whose envelope is not the receiving company's: held for the operator, reported to the caller only as a
+    count of what was held and why (nothing of their content)."""
+
+    def __init__(self, db: Database, company_id: int | None, source: str, data: bytes, storage_key: str,
+                 file_name: str, storage: Storage | None, report: IntakeReport) -> None:  # fmt: skip
+        self.db = db
+        self.company_id = company_id
+        self.source = source
+        self.data = data
+        self.storage_key = storage_key
+        self.file_name = file_name
+        self.storage = storage
+        self.report = report
+        self._kept_at: str | None = None
+
+    def _key(self) -> str:
+        """The operator's copy of the file, stored once (the same bytes always land on the same key)."""
+        if self._kept_at is None:
+            if self.storage is None:
+                self._kept_at = self.storage_key
+            else:
+                self._kept_at = quarantine_key(hashlib.sha256(self.data).hexdigest())
+                self.storage.put(self._kept_at, self.data, content_type="application/edi-x12")
+        return self._kept_at
+
+    def add(
+        self, kind: str, content_key: str, receiver_id: str, sender_id: str, reason: str, *,
+        payee_npi: str | None = None, payee_tax_id: str | None = None, detail: dict | None = None,
+    ) -> None:  # fmt: skip
+        key = self._key()
+        with self.db.shared_session() as s:
+            s.execute(
+                insert(EdiQuarantine)
+                .values(
+                    company_id=self.company_id, source=self.source, kind=kind, storage_key=key,
+                    content_key=content_key, file_name=(self.file_name or "")[:255],
+                    receiver_id=(receiver_id or "").strip()[:80], sender_id=(sender_id or "").strip()[:80],
+                    payee_npi=(payee_npi or None) and payee_npi[:80],
+                    payee_tax_id=(payee_tax_id or None) and payee_tax_id[:80],
+                    reason=reason, detail=detail or {},
+                )
+                .on_conflict_do_nothing(index_elements=["company_id", "content_key"])
+            )  # fmt: skip
+            row_id = s.scalar(
+                select(EdiQuarantine.id).where(
+                    EdiQuarantine.company_id == self.company_id, EdiQuarantine.content_key == content_key
+                )
+            )
+            s.commit()
+        log.warning("EDI %s set quarantined (company %s, %s): %s", kind, self.company_id, self.source, reason)
+        self.report.quarantined.append({"kind": kind, "quarantine_id": row_id, "reason": reason})
+
+
+def quarantine_key(digest: str) -> str:
+    """Storage key of a quarantined file: under the operator's prefix, no company's or practice's."""
+    if not digest.isalnum():
+        raise ValueError(f"not a digest: {digest!r}")
+    return f"quarantine/{digest}.x12"
 
 
 def unmatched_277_key(ack: Ack277, billing_npi: str) -> str:
@@ -287,7 +447,8 @@ def _post(
         summary = post_remittance(session, remittance, inbound_id=inbound_id, deposit_storage_key=storage_key)
         session.get(InboundFile, inbound_id).summary = summary
         if dispatcher is not None:
-            dispatcher.enqueue_after_commit(session, "default", EOB_JOB, slug, summary["deposit_id"])
+            # On the `eob` queue: a large payment's rendering (split into chunks there) never holds up posting.
+            dispatcher.enqueue_after_commit(session, EOB_QUEUE, EOB_JOB, slug, summary["deposit_id"])
         session.commit()
         report.applied.append({"practice": slug, **_remittance_ids(remittance), **summary})
 
@@ -479,3 +640,165 @@ def list_unmatched(db: Database, company_id: int, *, include_assigned: bool = Fa
             }
             for row, slug in s.execute(query)
         ]
+
+
+# --- the operator's quarantine --------------------------------------------------------------------------------------
+
+
+def list_quarantine(db: Database, *, status: str | None = "held") -> list[dict]:
+    """Quarantined sets (held ones by default, `status=None` for all), oldest first, with the receiving company."""
+    with db.shared_session() as s:
+        query = (
+            select(EdiQuarantine, BillingCompany.slug)
+            .join(BillingCompany, BillingCompany.id == EdiQuarantine.company_id)
+            .order_by(EdiQuarantine.received_at, EdiQuarantine.id)
+        )
+        if status is not None:
+            query = query.where(EdiQuarantine.status == status)
+        return [
+            {
+                "id": row.id, "company": company, "source": row.source, "kind": row.kind, "status": row.status,
+                "file_name": row.file_name, "receiver_id": row.receiver_id, "sender_id": row.sender_id,
+                "payee_npi": row.payee_npi, "payee_tax_id": row.payee_tax_id, "reason": row.reason,
+                "detail": row.detail, "received_at": row.received_at, "storage_key": row.storage_key,
+                "content_key": row.content_key, "resolved_at": row.resolved_at, "result": row.result,
+            }
+            for row, company in s.execute(query)
+        ]  # fmt: skip
+
+
+def _held(s, quarantine_id: int) -> EdiQuarantine:
+    row = s.get(EdiQuarantine, quarantine_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"quarantined set {quarantine_id} not found")
+    if row.status != "held":
+        raise Conflict(f"quarantined set {quarantine_id} was already {row.status}")
+    return row
+
+
+def release_quarantined(
+    db: Database, storage: Storage, quarantine_id: int, company_slug: str, *, dispatcher=None
+) -> dict:
+    """The operator's decision that a quarantined set belongs to `company_slug`: it is routed among that company's
+    practices as if it had come to it (posted inline without a dispatcher, else queued), or waits in that company's
+    unmatched queue when it names none of them. The row keeps who it went to and the outcome."""
+    with db.shared_session() as s:
+        row = _held(s, quarantine_id)
+        company = s.scalar(select(BillingCompany).where(BillingCompany.slug == company_slug))
+        if company is None:
+            raise NotFound(f"billing company {company_slug!r} not found")
+        report = intake(
+            db, storage.get(row.storage_key), storage_key=row.storage_key,
+            slugs=practice_slugs_for(db, company_id=company.id), company_id=company.id, source="import",
+            inline=dispatcher is None, dispatcher=dispatcher, check_envelope=False, only=frozenset({row.content_key}),
+        )  # fmt: skip
+        result = report.as_dict()
+        row.status, row.released_to_company_id, row.resolved_at = "released", company.id, datetime.now(UTC)
+        row.result = _json_safe(result)
+        audit.record(
+            s, user_id=None, practice_id=None, object_type="edi_quarantine", object_id=row.id, action="release",
+            detail={"kind": row.kind, "content_key": row.content_key, "to_company": company.slug,
+                    **{k: len(v) for k, v in result.items()}},
+        )  # fmt: skip
+        s.commit()
+        return {"id": quarantine_id, "status": "released", "company": company.slug, **result}
+
+
+def drop_quarantined(db: Database, quarantine_id: int) -> dict:
+    """The operator's decision that a quarantined set is nobody's here (junk, a clearinghouse's mistake): kept as a
+    record, never applied. A file left in a mailbox and fetched again stays dropped."""
+    with db.shared_session() as s:
+        row = _held(s, quarantine_id)
+        row.status, row.resolved_at = "dropped", datetime.now(UTC)
+        audit.record(
+            s, user_id=None, practice_id=None, object_type="edi_quarantine", object_id=row.id, action="drop",
+            detail={"kind": row.kind, "content_key": row.content_key},
+        )  # fmt: skip
+        s.commit()
+        return {"id": quarantine_id, "status": "dropped"}
+
+
+def _json_safe(value):
+    """Intake reports hold Decimals and dates (posting summaries): as JSON for a JSONB column."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+# --- uploads, read by a job -----------------------------------------------------------------------------------------
+
+
+def record_upload(
+    session, dispatcher, *, company_id: int, user_id: int | None, storage_key: str, file_name: str, size: int
+) -> EdiIntake:
+    """Record a stored upload and queue the job that reads it once `session` commits (the caller commits)."""
+    row = EdiIntake(
+        company_id=company_id, user_id=user_id, storage_key=storage_key, file_name=(file_name or "")[:255], size=size
+    )
+    session.add(row)
+    session.flush()
+    row.job_id = dispatcher.enqueue_after_commit(
+        session, UPLOAD_QUEUE, UPLOAD_JOB, row.id, meta={"kind": "edi_intake", "user_id": user_id},
+        timeout=upload_timeout(size),
+    )  # fmt: skip
+    return row
+
+
+def upload_timeout(size: int) -> int:
+    """Seconds for the job reading an upload of `size` bytes: a minute, plus a minute per 2 MB (about 4,000 claims of
+    an 835, parsed, routed and their posting jobs queued)."""
+    return 60 + 60 * (size // (2 * 2**20) + 1)
+
+
+def run_recorded_upload(db: Database, storage: Storage, dispatcher, intake_id: int) -> dict:
+    """What the upload job does: read the stored file, route and apply it (each 835 set queued for posting), and
+    write the outcome on the intake row. Running it again (a retry) finds applied sets as duplicates."""
+    with db.shared_session() as s:
+        row = s.get(EdiIntake, intake_id)
+        if row is None:
+            raise NotFound(f"EDI upload {intake_id} not found")
+        if row.status in ("done", "refused"):
+            return {"status": row.status, "intake_id": intake_id}
+        row.status = "running"
+        company_id, user_id, key, name = row.company_id, row.user_id, row.storage_key, row.file_name
+        s.commit()
+    try:
+        report = intake(
+            db, storage.get(key), storage_key=key, slugs=practice_slugs_for(db, company_id=company_id),
+            inline=False, dispatcher=dispatcher, company_id=company_id, user_id=user_id, source="upload",
+            file_name=name, storage=storage,
+        )  # fmt: skip
+    except DomainError as exc:
+        outcome = {"status": "refused", "error": exc.message, "report": {"errors": exc.errors or {}}}
+    else:
+        outcome = {"status": "done", "error": None, "report": _json_safe(report.as_dict())}
+    with db.shared_session() as s:
+        row = s.get(EdiIntake, intake_id)
+        row.status, row.error, row.report = outcome["status"], outcome["error"], outcome["report"]
+        row.finished_at = datetime.now(UTC)
+        audit.record(
+            s, user_id=user_id, practice_id=None, object_type="edi_file", object_id=key[-80:], action="intake",
+            detail={"intake_id": intake_id, "status": row.status,
+                    **{k: len(v) for k, v in outcome["report"].items() if isinstance(v, list)}},
+        )  # fmt: skip
+        s.commit()
+    return {"intake_id": intake_id, "status": outcome["status"], "error": outcome["error"]}
+
+
+def upload_status(session, dispatcher, intake_id: int, *, company_ids: set[int]) -> dict:
+    """An upload as its company's users see it: queued, running, done (with the intake report) or refused (with the
+    error naming the segment). A job that ended without writing its outcome (its retries spent) reads as refused."""
+    row = session.get(EdiIntake, intake_id)
+    if row is None or row.company_id not in company_ids:
+        raise NotFound(f"EDI upload {intake_id} not found")
+    status, error = row.status, row.error
+    if status in ("queued", "running") and not dispatcher.is_pending(row.job_id):
+        status, error = "refused", "the job reading the file ended without finishing it; upload the file again"
+    report = row.report or {}
+    return {
+        "id": row.id, "status": status, "file_name": row.file_name, "size": row.size, "storage_key": row.storage_key,
+        "created_at": row.created_at, "finished_at": row.finished_at, "error": error,
+        "applied": report.get("applied", []), "queued": report.get("queued", []),
+        "duplicates": report.get("duplicates", []), "unmatched": report.get("unmatched", []),
+        "quarantined": report.get("quarantined", []), "errors": report.get("errors", {}),
+    }  # fmt: skip

@@ -16,7 +16,9 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-QUEUES = ("submission", "posting", "statements", "exports", "default")
+# A worker takes its next job from the first of these with one waiting: posting before documents (`eob`, EOB rendering
+# in chunks of bounded work), so one practice's large payment cannot hold up another practice's posting.
+QUEUES = ("submission", "posting", "statements", "exports", "default", "eob")
 # Transient failures (database or S3 briefly away) get three more tries with growing pauses.
 DEFAULT_RETRY = Retry(max=3, interval=[5, 30, 120])
 _PENDING = "medbill_pending_jobs"
