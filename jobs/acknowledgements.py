@@ -57,12 +57,18 @@ def fetch_clearinghouse_files(practice_slug: str) -> dict:
             # Acknowledgements apply here; each 835 set becomes a job on the posting queue of its practice.
             report = edi_intake.intake(
                 rt.db, remote.data, storage_key=key, slugs=slugs, kinds=edi_intake.ALL_KINDS, company_id=company_id,
-                inline=False, dispatcher=rt.dispatcher,
+                inline=False, dispatcher=rt.dispatcher, source="fetch", file_name=remote.name, storage=rt.storage,
             )  # fmt: skip
-            results.append({"file": remote.name, "status": "applied", **report.as_dict()})
         except DomainError as exc:
             log.warning("file %s from the clearinghouse was refused: %s", remote.name, exc.message)
             results.append({"file": remote.name, "status": "refused", "error": exc.message})
+        else:
+            if report.quarantined:
+                # Not this company's (or not all of it): left in the mailbox, where its owner's fetch still finds it;
+                # the operator has the quarantined copy. Fetched again, it adds nothing (every set is keyed).
+                results.append({"file": remote.name, "status": "quarantined", **report.as_dict()})
+                continue
+            results.append({"file": remote.name, "status": "applied", **report.as_dict()})
         transport.archive(remote.name)
     return {"files": results}
 

@@ -222,3 +222,62 @@ class UnmatchedEdiSet(SharedBase):
     assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     job_id: Mapped[str | None] = mapped_column(Text)
+
+
+class EdiQuarantine(SharedBase):
+    """A transaction set that reached a billing company (its clearinghouse mailbox, an upload, an import) but whose
+    envelope names none of its practices (ISA08 receiver not one of its submitter ids, a payee or billing NPI that is
+    not one of its practices'): held for the operator, never shown to the company or assignable by it. The operator
+    releases it to the company it belongs to (`medbill edi quarantine release`) or drops it. The file itself is kept
+    under the operator's own storage prefix (`storage_key`); a fetched file is also left in the mailbox."""
+
+    __tablename__ = "edi_quarantine"
+    __table_args__ = (
+        CheckConstraint("kind IN ('999', '277CA', '835')", name="kind"),
+        CheckConstraint("status IN ('held', 'released', 'dropped')", name="status"),
+        UniqueConstraint("company_id", "content_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # The company that fetched (or uploaded) the file, not necessarily the one it belongs to.
+    company_id: Mapped[int] = mapped_column(ForeignKey("billing_companies.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(10))  # fetch, upload, import
+    kind: Mapped[str] = mapped_column(String(10))
+    storage_key: Mapped[str] = mapped_column(String(500))
+    content_key: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(255), server_default="")
+    receiver_id: Mapped[str] = mapped_column(String(80), server_default="")  # ISA08
+    sender_id: Mapped[str] = mapped_column(String(80), server_default="")  # ISA06
+    payee_npi: Mapped[str | None] = mapped_column(String(80))
+    payee_tax_id: Mapped[str | None] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    detail: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    received_at: Mapped[datetime] = utcnow_column()
+    status: Mapped[str] = mapped_column(String(10), server_default="held")
+    released_to_company_id: Mapped[int | None] = mapped_column(
+        ForeignKey("billing_companies.id", ondelete="SET NULL")
+    )
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class EdiIntake(SharedBase):
+    """An EDI file uploaded to a billing company, read and routed by a job (`jobs.edi_intake.run_upload`): the
+    request only stores and records the file, the job writes the outcome here for the uploader to poll."""
+
+    __tablename__ = "edi_intakes"
+    __table_args__ = (CheckConstraint("status IN ('queued', 'running', 'done', 'refused')", name="status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("billing_companies.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    storage_key: Mapped[str] = mapped_column(String(500))
+    file_name: Mapped[str] = mapped_column(String(255), server_default="")
+    size: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), server_default="queued")
+    job_id: Mapped[str | None] = mapped_column(Text)
+    # The intake report (applied, queued, duplicates, unmatched, quarantined) once done; the refusal once refused.
+    report: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = utcnow_column()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -148,7 +148,7 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox, 
     services.dispatcher.enqueue_now("default", "jobs.acknowledgements.fetch_clearinghouse_files", bp.slug)
     _worker_burst(env, "default")  # acknowledgements apply; the 835 becomes a job on the posting queue
     _worker_burst(env, "posting")  # the payment posts and queues its EOB rendering
-    _worker_burst(env, "default")  # EOBs
+    _worker_burst(env, "eob")  # EOBs (their own queue)
     with services.db.tenant_session(bp.slug) as s:
         accepted, rejected = s.get(Claim, claim_ids[0]), s.get(Claim, claim_ids[1])
         assert accepted.payer_claim_number
