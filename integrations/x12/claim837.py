@@ -222,7 +222,7 @@ def _money(value: object, where: str) -> Decimal:
 def _postal_code(address: Address, where: str) -> str:
     digits = address.postal_code.strip().replace("-", "")
     if not (digits.isdigit() and len(digits) in (5, 9)):
-        raise ValueError(f"{where}.postal_code: {address.postal_code!r} is not a 5 or 9 digit ZIP code")
+        raise ValueError(f"{where}.postal_code: not a 5 or 9 digit ZIP code")
     return digits
 
 
@@ -495,7 +495,7 @@ def _check_other_payers(claim: Claim) -> None:
 def _tax_id(value: str) -> str:
     digits = value.strip().replace("-", "")
     if not (digits.isdigit() and len(digits) == 9):
-        raise ValueError(f"billing_provider.tax_id: {value!r} is not a 9 digit EIN/SSN")
+        raise ValueError("billing_provider.tax_id: not a 9 digit EIN/SSN")
     return digits
 
 
@@ -503,7 +503,7 @@ def _phone(value: str) -> str:
     # Punctuation is formatting; anything else (letters, an extension) would be lost silently, so it is refused.
     digits = "".join(ch for ch in value if ch not in " ()-.+")
     if not digits.isdigit():
-        raise ValueError(f"submitter.contact_phone: {value!r} is not a phone number (digits only, no extension)")
+        raise ValueError("submitter.contact_phone: not a phone number (digits only, no extension)")
     return digits
 
 

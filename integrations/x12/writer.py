@@ -1,7 +1,8 @@
 """The one X12 writer: owns delimiters, value checks, ISA/GS/ST/SE/GE/IEA envelopes and segment counting.
 
 X12 has no escape mechanism, so a value that contains a delimiter, a control character or a non-ASCII character is
-refused with a ValueError naming the segment and element rather than silently altered (transliterating names such
+refused with a ValueError naming the segment and element (never the value: exception text reaches logs and failed-job
+records, and values are patients' names) rather than silently altered (transliterating names such
 as 'Müller' is the caller's decision). Values keep their case and are stripped of
 surrounding blanks; trailing empty elements and trailing empty components are dropped. Amounts are Decimals
 (floats are refused) written without exponent and without trailing zeros ("125", "125.5", "125.55").
@@ -81,12 +82,12 @@ class SegmentWriter:
             raise TypeError(f"{where}: unsupported value type {type(value).__name__}")
         bad = next((ch for ch in text if ch in self._forbidden), None)
         if bad is not None:
-            raise ValueError(f"{where}: value {text!r} contains the delimiter {bad!r}")
+            raise ValueError(f"{where}: the value contains the delimiter {bad!r}")
         if _CONTROL_CHARS.search(text):
-            raise ValueError(f"{where}: value {text!r} contains a control character")
+            raise ValueError(f"{where}: the value contains a control character")
         if not text.isascii():
             # The 5010 basic and extended character sets are ASCII; pyx12 and payers refuse anything else.
-            raise ValueError(f"{where}: value {text!r} contains non-ASCII characters")
+            raise ValueError(f"{where}: the value contains non-ASCII characters")
         return text
 
     def _element(self, value: Element, where: str) -> str:
@@ -127,7 +128,7 @@ class SegmentWriter:
     def _fixed(self, value: str, width: int, where: str) -> str:
         text = self._value(value, where)
         if len(text) > width:
-            raise ValueError(f"{where}: value {text!r} is longer than {width} characters")
+            raise ValueError(f"{where}: the value is longer than {width} characters")
         return text.ljust(width)
 
     def isa(

@@ -61,17 +61,17 @@ def test_keeps_case() -> None:
 @pytest.mark.parametrize("bad", ["A*B", "A:B", "A^B", "A~B"])
 def test_rejects_any_delimiter_in_a_value_naming_segment_and_element(bad: str) -> None:
     w = SegmentWriter()
-    with pytest.raises(ValueError, match=r"NM103: value .* contains the delimiter"):
+    with pytest.raises(ValueError, match=r"NM103: the value contains the delimiter"):
         w.segment("NM1", "IL", "1", bad)
-    with pytest.raises(ValueError, match=r"SV101-2: value .* contains the delimiter"):
+    with pytest.raises(ValueError, match=r"SV101-2: the value contains the delimiter"):
         w.segment("SV1", ("HC", bad))
 
 
 def test_rejects_control_characters_and_floats() -> None:
     w = SegmentWriter()
-    with pytest.raises(ValueError, match=r"N301: value .* contains a control character"):
+    with pytest.raises(ValueError, match=r"N301: the value contains a control character"):
         w.segment("N3", "12 Main\nSt")
-    with pytest.raises(ValueError, match=r"NM103: value 'Müller' contains non-ASCII characters"):
+    with pytest.raises(ValueError, match=r"NM103: the value contains non-ASCII characters"):
         w.segment("NM1", "IL", "1", "Müller")
     with pytest.raises(TypeError, match="floats"):
         w.segment("AMT", "D", 12.5)  # type: ignore[arg-type]
@@ -81,7 +81,7 @@ def test_rejects_control_characters_and_floats() -> None:
 
 def test_custom_delimiters_are_checked_too() -> None:
     w = SegmentWriter(element="|", component=">", repetition="!", terminator="\x1c", newline=False)
-    with pytest.raises(ValueError, match=r"NM103: value 'A\|B' contains the delimiter '\|'"):
+    with pytest.raises(ValueError, match=r"NM103: the value contains the delimiter '\|'"):
         w.segment("NM1", "IL", "1", "A|B")
     w.segment("NM1", "IL", "1", "A*B:C~D")  # the default delimiters are ordinary data here
     assert w.text() == "NM1|IL|1|A*B:C~D\x1c"
@@ -142,7 +142,7 @@ def test_control_character_delimiters_round_trip() -> None:
 
 def test_envelope_values_are_checked() -> None:
     w = SegmentWriter()
-    with pytest.raises(ValueError, match=r"ISA06: value 'A-SENDER-ID-LONGER-THAN-15' is longer than 15"):
+    with pytest.raises(ValueError, match=r"ISA06: the value is longer than 15"):
         w.isa(
             sender_qualifier="ZZ",
             sender_id="A-SENDER-ID-LONGER-THAN-15",
