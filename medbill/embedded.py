@@ -643,6 +643,27 @@ class _PortInUse(EmbeddedError):
 # --------------------------------------------------------------------------------------------- Valkey
 
 
+def _read_or_create_secret(path: Path) -> str:
+    """The generated password kept in ``path`` (mode 0600), created on first use."""
+    if not path.exists():
+        import secrets
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    buf = b""
+    while not buf.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.rstrip(b"\r\n")
+
+
 class EmbeddedValkey:
     """A Valkey (Redis-compatible) server with append-only persistence in ``data_dir/valkey``.
 
@@ -658,6 +679,9 @@ class EmbeddedValkey:
         self.dir = self.data_dir / "valkey"
         self.log_file = self.dir / "valkey.log"
         self.state_file = self.dir / "server.json"
+        # Generated on first use, 0600, reused by later starts; given to the server on its standard input (never on
+        # its command line, which `ps` shows to every user) and to clients in the URL.
+        self.password_file = self.dir / "password"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
@@ -666,6 +690,7 @@ class EmbeddedValkey:
         # 0700: the append-only files hold application data (patient billing), nobody else needs them.
         _make_private_dir(self.dir, None)
         with _locked(self.dir / ".lock"):
+            self._password = _read_or_create_secret(self.password_file)
             pid, port = self._read_state()
             if pid is not None and port is not None and _pid_runs(pid, b"valkey"):
                 if self.port in (None, port) and self._ping(port, pid):
@@ -700,9 +725,8 @@ class EmbeddedValkey:
 
     # -- internals
 
-    @staticmethod
-    def _url(port: int) -> str:
-        return f"redis://{_HOST}:{port}/0"
+    def _url(self, port: int) -> str:
+        return f"redis://:{self._password}@{_HOST}:{port}/0"
 
     def _read_state(self) -> tuple[int | None, int | None]:
         try:
@@ -731,6 +755,7 @@ class EmbeddedValkey:
             proc = subprocess.Popen(
                 [
                     exe,
+                    "-",  # the rest of the configuration (the password) from standard input
                     "--port", str(port),
                     "--bind", _HOST,
                     "--protected-mode", "yes",
@@ -739,11 +764,13 @@ class EmbeddedValkey:
                     "--dir", str(self.dir),
                     "--logfile", str(self.log_file),
                 ],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log_handle,
                 stderr=subprocess.STDOUT,
                 cwd=self.dir,
             )  # fmt: skip
+            proc.stdin.write(f"requirepass {self._password}\n".encode())
+            proc.stdin.close()
         deadline = time.monotonic() + _START_TIMEOUT
         while not self._ping(port, proc.pid):
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -760,12 +787,14 @@ class EmbeddedValkey:
         self._proc = proc
         self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
 
-    @staticmethod
-    def _ping(port: int, pid: int) -> bool:
-        """True once the Valkey process ``pid`` answers on ``port`` and has finished loading its data."""
+    def _ping(self, port: int, pid: int) -> bool:
+        """True once the Valkey process ``pid`` answers on ``port`` with our password and has loaded its data."""
         try:
             with socket.create_connection((_HOST, port), timeout=1) as sock:
                 sock.settimeout(2)
+                sock.sendall(f"AUTH {self._password}\r\n".encode())
+                if _read_line(sock) != b"+OK":
+                    return False  # another password (or none): not the server this data directory configures
                 sock.sendall(b"PING\r\nINFO server\r\n")
                 buf = b""
                 while True:

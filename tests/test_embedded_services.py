@@ -69,7 +69,7 @@ def test_valkey_key_persists_across_restart(data_dir: Path) -> None:
     valkey = EmbeddedValkey(data_dir, log=lambda _msg: None)
     try:
         url = valkey.start()
-        assert url.startswith("redis://127.0.0.1:") and url.endswith("/0")
+        assert url.startswith("redis://:") and "@127.0.0.1:" in url and url.endswith("/0")
         client = redis.Redis.from_url(url)
         client.set("medbill:test", "persisted")
         client.close()
@@ -100,3 +100,21 @@ def test_unreachable_data_dir_is_refused_without_chmod() -> None:
         assert not (parent / "var").exists()
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_valkey_has_a_generated_password_kept_off_its_command_line(data_dir: Path) -> None:
+    valkey = EmbeddedValkey(data_dir, log=lambda _msg: None)
+    try:
+        url = valkey.start()
+        password = (data_dir / "valkey" / "password").read_text().strip()
+        assert len(password) >= 24 and f":{password}@" in url
+        assert stat.S_IMODE((data_dir / "valkey" / "password").stat().st_mode) == 0o600
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1).ping()
+        assert redis.Redis.from_url(url).ping()
+        assert password.encode() not in Path(f"/proc/{valkey._proc.pid}/cmdline").read_bytes()
+        valkey.stop()
+        assert f":{password}@" in valkey.start()  # the same password on a later start
+    finally:
+        valkey.stop()
