@@ -15,8 +15,9 @@ It does not own the data directory's parents or anything outside the directories
 changes their permissions: when the PostgreSQL system user cannot reach the data directory it raises
 :class:`EmbeddedError` saying which directory blocks it and what the operator can do.
 
-Both servers listen on 127.0.0.1 only. PostgreSQL trusts every connection from 127.0.0.1 (no password),
-which is the point of a zero-configuration local default, and also why it must never listen elsewhere.
+Both servers listen on 127.0.0.1 only and require a password generated on first use and kept in the data
+directory (``postgres/password``, ``valkey/password``, mode 0600): other local users of the machine cannot reach
+the data. Passwords travel in the returned URLs and on Valkey's standard input, never on a command line.
 """
 
 from __future__ import annotations
@@ -256,8 +257,10 @@ class EmbeddedPostgres:
             if not (self.cluster / "PG_VERSION").exists():
                 self._initdb(bin_dir, env, identity)
             port = self._ensure_running(bin_dir, env, identity)
-            self._ensure_database(port)
-        return f"postgresql+psycopg://postgres@{_HOST}:{port}/{DATABASE_NAME}"
+            password = self._password()
+            self._ensure_database(port, password)
+            self._require_password(port, password, identity)
+        return f"postgresql+psycopg://postgres:{password}@{_HOST}:{port}/{DATABASE_NAME}"
 
     def stop(self) -> None:
         """Fast shutdown (``pg_ctl stop -m fast``) of this data directory's server; no-op if none runs."""
@@ -604,7 +607,39 @@ class EmbeddedPostgres:
             f"Last lines of {self.log_file}:\n{_tail(self.log_file)}"
         )
 
-    def _ensure_database(self, port: int) -> None:
+    def _password(self) -> str:
+        """The generated password of the postgres role (``postgres/password``, 0600, reused on later starts)."""
+        path = self.root / "password"
+        if not path.exists() and self._hba().read_text() == _HBA_PASSWORD:
+            raise EmbeddedError(
+                f"{path} is missing, but the cluster {self.cluster} already requires a password. Put the password "
+                f"back in that file, or write {self._hba()} with 'trust' for 127.0.0.1 once to set a new one."
+            )
+        return _read_or_create_secret(path)
+
+    def _hba(self) -> Path:
+        return self.cluster / "pg_hba.conf"
+
+    def _require_password(self, port: int, password: str, identity: _Identity | None) -> None:
+        """Clusters made before passwords (and every new one, which initdb leaves trusting 127.0.0.1): set the role's
+        password, then require it (scram-sha-256) and reload."""
+        hba = self._hba()
+        if hba.read_text() == _HBA_PASSWORD:
+            return
+        import psycopg
+        from psycopg import sql
+
+        self.log("Setting the generated password of the embedded PostgreSQL and requiring it.")
+        with psycopg.connect(host=_HOST, port=port, user="postgres", dbname="postgres", password=password,
+                             autocommit=True, connect_timeout=5) as conn:  # fmt: skip
+            conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
+            hba.write_text(_HBA_PASSWORD)
+            hba.chmod(0o600)
+            if identity is not None:
+                os.chown(hba, identity.uid, identity.gid)
+            conn.execute("SELECT pg_reload_conf()")
+
+    def _ensure_database(self, port: int, password: str) -> None:
         import psycopg
         from psycopg import sql
 
@@ -616,6 +651,7 @@ class EmbeddedPostgres:
                     port=port,
                     user="postgres",
                     dbname="postgres",
+                    password=password,
                     autocommit=True,
                     connect_timeout=5,
                 )
@@ -633,6 +669,15 @@ class EmbeddedPostgres:
             if exists is None:
                 self.log(f"Creating database {DATABASE_NAME!r}.")
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+
+
+_HBA_PASSWORD = (
+    "# Written by medbill.embedded: the embedded server listens on 127.0.0.1 only and requires the password kept in\n"
+    "# the data directory (postgres/password).\n"
+    "# TYPE  DATABASE     USER  ADDRESS       METHOD\n"
+    "host    all          all   127.0.0.1/32  scram-sha-256\n"
+    "host    replication  all   127.0.0.1/32  scram-sha-256\n"
+)
 
 
 class _PortInUse(EmbeddedError):

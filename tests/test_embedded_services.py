@@ -39,7 +39,11 @@ def test_postgres_data_persists_across_restart_without_initdb(data_dir: Path) ->
     pg = EmbeddedPostgres(data_dir, log=messages.append)
     try:
         url = pg.start()
-        assert url.startswith("postgresql+psycopg://postgres@127.0.0.1:") and url.endswith("/medbill")
+        assert url.startswith("postgresql+psycopg://postgres:") and "@127.0.0.1:" in url and url.endswith("/medbill")
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with pytest.raises(psycopg.OperationalError):  # the generated password is required
+            psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="medbill", connect_timeout=3)
+        assert stat.S_IMODE((data_dir / "postgres" / "password").stat().st_mode) == 0o600
         with psycopg.connect(_plain(url)) as conn:
             assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
             system_id = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
