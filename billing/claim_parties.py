@@ -3,24 +3,15 @@ the patient and the subscriber as persons, rendering providers."""
 
 from __future__ import annotations
 
-import unicodedata
-
 from billing.models import Coverage, Patient, Provider
+from billing.text import to_ascii
 from integrations.x12 import claim837 as x837
-
-# Letters Unicode does not decompose into an ASCII base letter.
-_NO_DECOMPOSITION = str.maketrans(
-    {"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "ß": "ss", "Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Œ": "OE",
-     "œ": "oe", "Þ": "TH", "þ": "th", "’": "'"}
-)  # fmt: skip
 
 
 def ascii_text(value: str | None) -> str:
-    """X12's character set is ASCII: 'Müller' goes out as 'Muller', and anything without an ASCII form is dropped."""
-    if not value:
-        return ""
-    value = value.translate(_NO_DECOMPOSITION)
-    return unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    """X12's character set is ASCII: 'Müller' goes out as 'Muller' (billing.text's one rule, which also applied at
+    entry), and anything without an ASCII form is dropped."""
+    return to_ascii(value) if value else ""
 
 
 def address(line1, city, state, postal_code, line2="") -> x837.Address:

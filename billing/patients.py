@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.models import AgencyPlacement, Patient
+from billing.text import clean_fields
 from medbill.errors import Conflict, Invalid, NotFound
 from tenants import audit
 from tenants.authz import PracticeAccess
@@ -54,9 +55,11 @@ def normalise(data: dict, *, partial: bool = False, today: date | None = None) -
     today = today or date.today()
     errors: dict[str, list[str]] = {}
     out = {k: v for k, v in data.items() if k in EDITABLE}
-    for key in ("first_name", "last_name", "middle_name", "address_line1", "address_line2", "city"):
-        if isinstance(out.get(key), str):
-            out[key] = out[key].strip()
+    for key, value in out.items():
+        if isinstance(value, str) and "\x00" in value:  # PostgreSQL text cannot hold it (CSV imports come here)
+            errors.setdefault(key, []).append("contains a NUL character, which cannot be stored")
+    # What a claim file can carry (billing.text): invisible characters removed, accents transliterated.
+    clean_fields(out, ("first_name", "last_name", "middle_name", "address_line1", "address_line2", "city"), errors)
     if not partial:
         for key in REQUIRED:
             if out.get(key) in (None, ""):

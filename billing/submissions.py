@@ -5,10 +5,10 @@ a failed transmission is retried with the same file, so no claim is ever sent tw
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from billing.models import (
     BillingIdentity,
     Claim,
     ControlCounter,
+    ScrubFinding,
     Submission,
     SubmissionClaim,
 )
@@ -173,36 +174,60 @@ def prepare_submission(
             skipped[claim.id] = "; ".join(errors)
         else:
             claims.append(claim)
-    if not claims:
-        return None
     ready = {claim.id for claim in claims}
-    claims_837 = [_claim_837(ctx) for ctx in contexts if ctx.claim.id in ready]
-    transactions = -(-len(claims) // MAX_CLAIMS_PER_TRANSACTION)
+    built: list[tuple[Claim, x837.Claim]] = []
+    for ctx in contexts:
+        if ctx.claim.id in ready:
+            try:
+                built.append((ctx.claim, _claim_837(ctx)))
+            except (ValueError, KeyError, TypeError) as exc:
+                # Only the exception's class: its text may carry a patient's data.
+                skipped[ctx.claim.id] = _hold_back(
+                    session, ctx.claim, "claim", f"the claim could not be built ({type(exc).__name__})", user_id
+                )
+    if not built:
+        return None
+    transactions = -(-len(built) // MAX_CLAIMS_PER_TRANSACTION)
     channel = identity.clearinghouse_name
     isa = next_control_numbers(session, f"isa:{channel}")
     # Unique across practices (one shared sequence), increasing within each: a 999 names only this number.
     gs = session.scalar(text("SELECT nextval('shared.group_control_numbers')"))
     st = next_control_numbers(session, f"st:{channel}", transactions)
-    x12_text = x837.write_837p(
-        x837.Interchange837(
-            submitter=x837.Submitter(
-                name=identity.organization_name,
-                identifier=identity.submitter_id,
-                contact_name=identity.contact_name,
-                contact_phone=identity.contact_phone,
-                contact_email=identity.contact_email,
-            ),
-            receiver=x837.Receiver(name=identity.clearinghouse_name, identifier=identity.receiver_id),
-            billing_provider=billing_provider(identity),
-            claims=tuple(claims_837),
-            interchange_control_number=isa,
-            group_control_number=gs,
-            first_transaction_control_number=st,
-            created_at=now,
-            usage_indicator=identity.usage_indicator,
-            max_claims_per_transaction=MAX_CLAIMS_PER_TRANSACTION,
-        )
+    interchange = x837.Interchange837(
+        submitter=x837.Submitter(
+            name=identity.organization_name,
+            identifier=identity.submitter_id,
+            contact_name=identity.contact_name,
+            contact_phone=identity.contact_phone,
+            contact_email=identity.contact_email,
+        ),
+        receiver=x837.Receiver(name=identity.clearinghouse_name, identifier=identity.receiver_id),
+        billing_provider=billing_provider(identity),
+        claims=tuple(c for _, c in built),
+        interchange_control_number=isa,
+        group_control_number=gs,
+        first_transaction_control_number=st,
+        created_at=now,
+        usage_indicator=identity.usage_indicator,
+        max_claims_per_transaction=MAX_CLAIMS_PER_TRANSACTION,
     )
+    try:
+        x12_text = x837.write_837p(interchange)
+    except ValueError:
+        # One bad claim must not stop the practice's batch: the claims the writer refuses are held back with a
+        # finding and the rest are written. Looked for only after a refusal, so a clean batch is written once.
+        problems = {claim.id: p for claim, c in built if (p := x837.claim_problem(interchange, c)) is not None}
+        if not problems:
+            raise  # the envelope or the billing provider: the practice's identity, not one claim
+        for claim, _ in built:
+            if claim.id in problems:
+                skipped[claim.id] = _hold_back(session, claim, *_where(problems[claim.id]), user_id)
+        built = [(claim, c) for claim, c in built if claim.id not in problems]
+        if not built:
+            return None  # the numbers reserved above stay unused: they only have to increase
+        interchange = replace(interchange, claims=tuple(c for _, c in built))
+        x12_text = x837.write_837p(interchange)
+    claims = [claim for claim, _ in built]
     filename = f"{practice_slug}-{isa:09d}.837"
     submission = Submission(
         clearinghouse_name=channel,
@@ -228,6 +253,28 @@ def prepare_submission(
         )
     session.flush()
     return PreparedSubmission(submission, x12_text, skipped)
+
+
+WRITER_HINT = "the claim file cannot carry it; check names and addresses for * ~ : ^ and the claim's amounts"
+
+
+def _where(problem: str) -> tuple[str, str]:
+    """(field, message) of a finding from the writer's refusal ("claim 'PCN1': NM103: the value contains ...")."""
+    parts = problem.split(": ")
+    field = parts[-2] if len(parts) >= 2 else "claim"
+    return field[:100], f"{parts[-1]} ({WRITER_HINT})"
+
+
+def _hold_back(session: Session, claim: Claim, field: str, message: str, user_id: int | None) -> str:
+    """Keep `claim` out of this file: an error finding in its latest scrub run and back to scrubbed, where the
+    biller sees why. Returns the reason for the submission's skipped list."""
+    run = session.scalar(select(func.max(ScrubFinding.run)).where(ScrubFinding.claim_id == claim.id)) or 1
+    session.add(
+        ScrubFinding(claim_id=claim.id, run=run, rule="x12_writable", severity="error", field=field, message=message)
+    )
+    transition(session, claim, "scrubbed", source="submission", user_id=user_id, reason="refused by the 837P writer")
+    session.flush()
+    return f"{field}: {message}"
 
 
 def pending_submissions(session: Session) -> list[Submission]:

@@ -38,6 +38,7 @@ __all__ = [
     "ServiceLine",
     "Submitter",
     "Subscriber",
+    "claim_problem",
     "write_837p",
 ]
 
@@ -767,6 +768,18 @@ def _transaction(w: SegmentWriter, interchange: Interchange837, claims: tuple[Cl
     for claim in claims:
         hl = _claim(w, interchange, claim, hl)
     w.se()
+
+
+def claim_problem(interchange: Interchange837, claim: Claim) -> str | None:
+    """Why `claim` cannot be written into `interchange` (its own checks and loops 2000B-2400), or None when it can.
+    The envelope and the billing provider are not looked at: a caller uses this to tell which claims of a refused
+    batch to leave out, so that one bad claim does not stop the others."""
+    try:
+        _check_claim(claim)
+        _claim(SegmentWriter(), interchange, claim, 2)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
 
 
 def write_837p(interchange: Interchange837) -> str:
