@@ -156,6 +156,52 @@ def practices_list() -> None:
 
 
 @main.group()
+def payers() -> None:
+    """The payer list curated at platform level (entries every company sees)."""
+
+
+@payers.command("add")
+@click.argument("payer_id")
+@click.option("--name", required=True)
+@click.option("--filing", "claim_filing_indicator", required=True, help="SBR09 claim filing indicator: CI, MB, MC...")
+@click.option("--address", "address_line1", default="")
+@click.option("--city", default="")
+@click.option("--state", default="")
+@click.option("--zip", "postal_code", default="")
+def payers_add(payer_id: str, **values: str) -> None:
+    """Add a platform payer: every company's practices see it and may bill it (companies add their own through the
+    API, seen only by them)."""
+    from billing import setup
+    from tenants import audit
+
+    values["state"] = values["state"].upper()
+    values["postal_code"] = values["postal_code"].replace("-", "")
+    with _db(_settings()).shared_session() as session:
+        payer = _run(lambda: setup.create_payer(session, {"payer_id": payer_id, **values}, company_id=None))
+        audit.record(session, user_id=None, practice_id=None, object_type="payer", object_id=payer.id, action="create",
+                     detail={"payer_id": payer.payer_id, "company_id": None, "by": "operator"})  # fmt: skip
+        session.commit()
+        click.echo(f"added platform payer {payer.payer_id} ({payer.name}), id {payer.id}")
+
+
+@payers.command("list")
+def payers_list() -> None:
+    """Every payer, platform entries first, with the company of each company's own entry."""
+    from billing.models import Payer
+    from tenants.models import BillingCompany
+
+    with _db(_settings()).shared_session() as session:
+        rows = session.execute(
+            select(Payer.id, Payer.payer_id, Payer.name, BillingCompany.slug)
+            .outerjoin(BillingCompany, BillingCompany.id == Payer.company_id)
+            .order_by(Payer.company_id.is_not(None), BillingCompany.slug, Payer.name, Payer.id)
+        ).all()
+    click.echo(f"{'id':<8} {'payer id':<20} {'company':<16} name")
+    for pid, payer_id, name, company in rows:
+        click.echo(f"{pid:<8} {payer_id:<20} {company or '(platform)':<16} {name}")
+
+
+@main.group()
 def users() -> None:
     """Users and their roles."""
 
@@ -191,6 +237,35 @@ def users_create(email: str, full_name: str, role: str, company: str | None, pra
         _run(do)
         session.commit()
     click.echo(f"created {role} {email}")
+
+
+def _set_active(email: str, active: bool) -> None:
+    from tenants import accounts
+
+    with _db(_settings()).shared_session() as session:
+        user = _run(lambda: accounts.user_by_email(session, email))
+        if active:
+            _run(lambda: accounts.reactivate(session, user, actor_id=None, via="cli"))
+        else:
+            revoked = _run(lambda: accounts.deactivate(session, user, actor_id=None, via="cli"))
+        session.commit()
+    click.echo(
+        f"reactivated {user.email}" if active else f"deactivated {user.email}; {revoked} session(s)/token(s) ended"
+    )
+
+
+@users.command("deactivate")
+@click.argument("email")
+def users_deactivate(email: str) -> None:
+    """Deactivate a user: no more sign-ins, and every portal session and API token of theirs ends at once."""
+    _set_active(email, False)
+
+
+@users.command("reactivate")
+@click.argument("email")
+def users_reactivate(email: str) -> None:
+    """Let a deactivated user sign in again (what deactivation ended stays ended)."""
+    _set_active(email, True)
 
 
 @main.group()

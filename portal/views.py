@@ -1,8 +1,9 @@
 """The portal shell: server-rendered sign-in and sign-out, a practice switcher and one home page per role.
 
 Who is signed in is resolved in one place (`_load_signed_in_user`, a before-request hook of this blueprint): the
-flask session holds only the raw portal token; every request resolves it through tenants.auth and builds the
-Principal through tenants.authz. Practice data is read only through `tenant_db(access)`, i.e. after
+flask session holds only the portal session id (`ps_…`, stored as a hash; no API bearer token: the API refuses it);
+every request resolves it through tenants.auth, which slides its idle timeout (MEDBILL_SESSION_IDLE_MINUTES) or ends
+it, and builds the Principal through tenants.authz. Practice data is read only through `tenant_db(access)`, i.e. after
 tenants.authz.resolve_practice granted access, in a session bound to exactly that practice's schema.
 
 Error pages are blueprint-scoped (they apply to portal routes only), so the API's JSON errors are untouched."""
@@ -41,8 +42,8 @@ from billing.models import Patient, PatientImport, StatementRun
 from billing.patients import list_patients
 from billing.work_queues import WorkQueue
 from medbill.errors import DomainError, Forbidden, NotFound, Unauthorized
-from tenants import audit, throttle
-from tenants.auth import authenticate, issue_token, resolve_token, revoke_token
+from tenants import accounts, audit, throttle
+from tenants.auth import check_credentials, issue_token, resolve_portal_session, revoke_token
 from tenants.authz import PracticeAccess, Principal, load_principal, resolve_practice, visible_practices
 from tenants.models import Practice
 
@@ -56,13 +57,13 @@ bp = Blueprint(
     static_url_path="/portal/static",
 )
 
-PORTAL_TTL_SECONDS = 8 * 3600
 PATIENTS_PER_PAGE = 25
 MAX_PAGE = 100_000
+# The flask session's key for the portal session id (kept under its old name so signed-in browsers keep working).
 TOKEN_KEY = "portal_token"
 PRACTICE_KEY = "practice_slug"
 # Endpoints reachable without signing in.
-PUBLIC_ENDPOINTS = frozenset({"portal.login", "portal.static"})
+PUBLIC_ENDPOINTS = frozenset({"portal.login", "portal.static", "portal.password_forgot", "portal.password_reset"})
 # Most capable first: a user with several roles gets the home page of the first one they hold.
 ROLE_ORDER = ("company_admin", "biller", "doctor", "agency")
 ROLE_LABELS = {
@@ -180,15 +181,27 @@ def _load_signed_in_user():
     raw = session.get(TOKEN_KEY)
     if not raw:
         return None if request.endpoint in PUBLIC_ENDPOINTS else _to_login()
-    found = resolve_token(db(), raw)
-    if found is None or found[1].kind != "portal":
+    idle_minutes = _services().settings.session_idle_minutes
+    live = resolve_portal_session(db(), raw, idle_seconds=idle_minutes * 60)
+    if live.user is None:
+        if live.ended == "idle":
+            audit.record(
+                db(), user_id=live.token.user_id, practice_id=None, object_type="session", object_id=live.token.id,
+                action="idle_timeout", detail={"idle_minutes": idle_minutes}, ip=request.remote_addr,
+            )  # fmt: skip
+            db().commit()
         session.clear()
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
+        if live.ended == "idle":
+            return _to_login(
+                f"You were signed out after {idle_minutes} minutes without activity. Please sign in again."
+            )
         return _to_login("Your session has ended. Please sign in again.")
-    user, token = found
-    g.portal_principal = load_principal(user, token.id)
-    g.portal_token_id = token.id
+    db().commit()  # the session's last-seen time, slid to now
+    g.portal_principal = load_principal(live.user, live.token.id)
+    # The current credential: the portal session's row id (tenants.models.ApiToken, kind "portal").
+    g.portal_token_id = live.token.id
     return None
 
 
@@ -306,20 +319,32 @@ def login():
         wait = limiter.retry_after(form.email.data, request.remote_addr)
         if wait is not None:
             # Refused before the password is checked: a locked-out guesser learns nothing more.
+            accounts.record_failed_sign_in(
+                db(), email=form.email.data, reason="throttled", user_id=None, ip=request.remote_addr, channel="portal"
+            )
+            db().commit()
             form.password.data = ""
             page = render_template(
                 "portal/login.html", form=form, failed=False, locked_for=throttle.minutes_text(wait), next_url=next_url
             )
             return page, 429, {"Retry-After": str(wait)}
         s = db()
-        user = authenticate(s, form.email.data, form.password.data)
+        outcome = check_credentials(s, form.email.data, form.password.data)
+        user = outcome.user
         if user is None:
             failed = True
             s.rollback()
             limiter.failed(form.email.data, request.remote_addr)
+            accounts.record_failed_sign_in(
+                s, email=form.email.data, reason=outcome.reason, user_id=outcome.user_id, ip=request.remote_addr,
+                channel="portal",
+            )  # fmt: skip
+            s.commit()
         else:
             limiter.succeeded(form.email.data, request.remote_addr)
-            raw, token = issue_token(s, user, kind="portal", ttl_seconds=PORTAL_TTL_SECONDS)
+            # The session id is valid for at most MEDBILL_SESSION_MAX_HOURS, however active the session is.
+            max_seconds = _services().settings.session_max_hours * 3600
+            raw, token = issue_token(s, user, kind="portal", ttl_seconds=max_seconds)
             audit.record(
                 s,
                 user_id=user.id,
@@ -525,4 +550,13 @@ def patients(slug: str):
     )
 
 
-from portal import claims, collections, denials, documents, patient_billing, remittances, reports  # noqa: E402,F401
+from portal import (  # noqa: E402,F401
+    accounts_pages,
+    claims,
+    collections,
+    denials,
+    documents,
+    patient_billing,
+    remittances,
+    reports,
+)
