@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.schemas import PageArgs, PageMeta
@@ -24,7 +24,6 @@ from billing.models import (
     Provider,
 )
 from medbill.errors import NotFound
-from tenants import audit
 
 blp = Blueprint(
     "setup",
@@ -116,6 +115,10 @@ class PayerIn(Schema):
     city = fields.String(load_default="", validate=validate.Length(max=30))
     state = fields.String(load_default="", validate=validate.Length(max=2))
     postal_code = fields.String(load_default="", validate=validate.Length(max=10))
+    company = fields.String(
+        load_default=None, validate=validate.Length(max=63),
+        metadata={"description": "slug of the company the payer is for; needed only when you administer several"},
+    )  # fmt: skip
 
     @post_load
     def _normalise(self, data, **_kw):
@@ -125,6 +128,9 @@ class PayerIn(Schema):
 class PayerOut(Schema):
     id = fields.Integer(required=True)
     payer_id = fields.String(required=True, metadata={"description": "clearinghouse payer id"})
+    company_id = fields.Integer(
+        allow_none=True, metadata={"description": "the company whose own entry it is; null: curated at platform level"}
+    )
     name = fields.String(required=True)
     claim_filing_indicator = fields.String(required=True)
     address_line1 = fields.String()
@@ -392,17 +398,11 @@ class ContractListArgs(Schema):
 @blp.arguments(PayerListArgs, location="query")
 @blp.response(200, PayerPage)
 def list_payers(args):
-    """The shared payer master list (any signed-in user), by name; `q` searches name and payer id."""
+    """The payer list (any signed-in user), by name: the platform's curated entries and your companies' own;
+    `q` searches name and payer id."""
     session = db_session()
-    stmt = select(Payer)
-    if args["q"]:
-        like = f"%{args['q'].strip()}%"
-        stmt = stmt.where(or_(Payer.name.ilike(like), Payer.payer_id.ilike(like)))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = list(
-        session.scalars(
-            stmt.order_by(Payer.name, Payer.id).limit(args["per_page"]).offset((args["page"] - 1) * args["per_page"])
-        )
+    rows, total = setup.list_payers(
+        session, setup.payer_companies(session, principal()), q=args["q"], page=args["page"], per_page=args["per_page"]
     )
     return {"items": rows, "meta": {"page": args["page"], "per_page": args["per_page"], "total": total}}
 
@@ -412,18 +412,11 @@ def list_payers(args):
 @blp.arguments(PayerIn)
 @blp.response(201, PayerOut)
 def create_payer(body):
-    """Add a payer to the shared master list (company administrators)."""
+    """Add a payer for your company (company administrators): only your company sees and bills it. Entries every
+    company sees are curated at platform level by the operator (`medbill payers add`)."""
     session = db_session()
-    payer = setup.create_payer(session, body)
-    audit.record(
-        session,
-        user_id=principal().user_id,
-        practice_id=None,
-        object_type="payer",
-        object_id=payer.id,
-        action="create",
-        detail={"payer_id": payer.payer_id},
-    )
+    company = body.pop("company", None)
+    payer = setup.add_company_payer(session, principal(), body, company)
     session.commit()
     return payer
 
@@ -464,8 +457,9 @@ def enroll_payer(body, slug: str, payer_id: int):
     """Enrol the practice with a payer of the master list, or change the enrolment (a full replacement: omitted
     fields take their defaults)."""
     session = db_session()
-    enrolment = setup.enroll_payer(session, access(), payer_id, body)
-    payer = setup.get_payer(session, payer_id)
+    caller = access()
+    enrolment = setup.enroll_payer(session, caller, payer_id, body)
+    payer = setup.get_payer(session, payer_id, company_id=caller.company_id)
     session.commit()
     return _enrolment(enrolment, payer)
 

@@ -3,10 +3,11 @@ providers, the billing identity, patients' guarantors and coverages, the fee sch
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -25,9 +26,10 @@ from billing.models import (
 from billing.money import money
 from billing.patients import US_STATES, get_patient
 from billing.scrubber import RULES
-from medbill.errors import Conflict, Invalid, NotFound
+from medbill.errors import Conflict, Forbidden, Invalid, NotFound
 from tenants import audit
-from tenants.authz import PracticeAccess
+from tenants.authz import PracticeAccess, Principal, visible_practices
+from tenants.models import BillingCompany
 
 
 def _audit(session: Session, access: PracticeAccess, object_type: str, object_id, action: str, detail=None) -> None:
@@ -49,7 +51,16 @@ def _check_address(errors: dict, prefix: str, line1, city, state, postal_code, *
 # --- payers ---------------------------------------------------------------------------------------------------------
 
 
-def create_payer(session: Session, data: dict) -> Payer:
+def visible_to(company_ids: Iterable[int]):
+    """The payers a caller of these companies sees: the platform's entries and the companies' own."""
+    ids = sorted(set(company_ids))
+    return or_(Payer.company_id.is_(None), Payer.company_id.in_(ids)) if ids else Payer.company_id.is_(None)
+
+
+def create_payer(session: Session, data: dict, *, company_id: int | None) -> Payer:
+    """Add a payer: a company's own entry (`company_id`, seen and used by that company only) or, with None, a
+    platform entry every company sees (the operator's `medbill payers add`). Its payer id must not be one the
+    company (or the platform) already has."""
     errors: dict[str, list[str]] = {}
     if data.get("claim_filing_indicator") not in codes.CLAIM_FILING_INDICATORS:
         errors["claim_filing_indicator"] = [f"one of {', '.join(sorted(codes.CLAIM_FILING_INDICATORS))}"]
@@ -57,24 +68,70 @@ def create_payer(session: Session, data: dict) -> Payer:
         errors["payer_id"] = ["required"]
     if errors:
         raise Invalid("payer is not valid", errors=errors)
-    if session.scalar(select(Payer.id).where(Payer.payer_id == data["payer_id"])) is not None:
+    # Another company's entry with the same id is not this company's business (and must not be revealed).
+    taken = select(Payer.id).where(Payer.payer_id == data["payer_id"], visible_to([company_id] if company_id else []))
+    if session.scalar(taken) is not None:
         raise Conflict(f"payer id {data['payer_id']!r} already exists", errors={"payer_id": ["already exists"]})
-    payer = Payer(**{k: v for k, v in data.items() if k in Payer.__table__.columns.keys() and k != "id"})
+    values = {k: v for k, v in data.items() if k in Payer.__table__.columns.keys() and k not in ("id", "company_id")}
+    payer = Payer(**values, company_id=company_id)
     session.add(payer)
     session.flush()
     return payer
 
 
-def get_payer(session: Session, payer_id: int) -> Payer:
+def get_payer(session: Session, payer_id: int, *, company_id: int) -> Payer:
+    """A payer the company may use: a platform entry or its own. Another company's entry is not found, like one
+    that does not exist, so a practice can neither reference nor discover it."""
     payer = session.get(Payer, payer_id)
-    if payer is None:
+    if payer is None or payer.company_id not in (None, company_id):
         raise NotFound(f"payer {payer_id} not found")
     return payer
 
 
+def payer_companies(session: Session, principal: Principal) -> set[int]:
+    """The companies whose own payers a caller sees: those it works for and those of the practices it sees."""
+    return set(principal.company_roles) | {p.company_id for p in visible_practices(session, principal)}
+
+
+def add_company_payer(session: Session, principal: Principal, data: dict, company_slug: str | None = None) -> Payer:
+    """A company administrator adds a payer for their company only (`company_slug` picks one when they administer
+    several); platform entries are the operator's (create_payer with no company). Audited."""
+    admin_of = principal.admin_company_ids
+    if not admin_of:
+        raise Forbidden("only a company administrator adds payers")
+    if company_slug:
+        company_id = session.scalar(
+            select(BillingCompany.id).where(BillingCompany.slug == company_slug, BillingCompany.id.in_(admin_of))
+        )
+        if company_id is None:
+            raise Invalid("unknown company", errors={"company": [f"not a company you administer: {company_slug!r}"]})
+    elif len(admin_of) == 1:
+        company_id = admin_of[0]
+    else:
+        raise Invalid("which company's payer?", errors={"company": ["required: you administer more than one company"]})
+    payer = create_payer(session, data, company_id=company_id)
+    audit.record(session, user_id=principal.user_id, practice_id=None, object_type="payer", object_id=payer.id,
+                 action="create", detail={"payer_id": payer.payer_id, "company_id": company_id})  # fmt: skip
+    return payer
+
+
+def list_payers(
+    session: Session, company_ids: Iterable[int], *, q: str | None = None, page: int = 1, per_page: int = 50
+) -> tuple[list[Payer], int]:
+    """One page of the payers callers of `company_ids` see (platform entries and their companies' own), by name;
+    `q` searches name and payer id. Returns (payers, total)."""
+    stmt = select(Payer).where(visible_to(company_ids))
+    if q and q.strip():
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(or_(Payer.name.ilike(like), Payer.payer_id.ilike(like)))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = list(session.scalars(stmt.order_by(Payer.name, Payer.id).limit(per_page).offset((page - 1) * per_page)))
+    return rows, total
+
+
 def enroll_payer(session: Session, access: PracticeAccess, payer_id: int, data: dict) -> PracticePayer:
     """Add (or update) a payer the practice bills, with its filing windows and scrubber overrides."""
-    get_payer(session, payer_id)
+    get_payer(session, payer_id, company_id=access.company_id)
     overrides = data.get("scrub_overrides") or {}
     bad = {k: v for k, v in overrides.items() if k not in RULES or v not in ("off", "warning", "error")}
     if bad:
@@ -216,7 +273,7 @@ SUBSCRIBER_FIELDS = (
 
 def add_coverage(session: Session, access: PracticeAccess, patient_id: int, data: dict) -> Coverage:
     patient = get_patient(session, access, patient_id)
-    get_payer(session, int(data["payer_id"]))
+    get_payer(session, int(data["payer_id"]), company_id=access.company_id)
     errors: dict[str, list[str]] = {}
     if int(data.get("priority", 1)) not in (1, 2, 3):
         errors["priority"] = ["1 (primary), 2 (secondary) or 3 (tertiary)"]
@@ -293,7 +350,7 @@ def set_fee(
 
 
 def create_contract(session: Session, access: PracticeAccess, data: dict) -> PayerContract:
-    get_payer(session, int(data["payer_id"]))
+    get_payer(session, int(data["payer_id"]), company_id=access.company_id)
     errors: dict[str, list[str]] = {}
     percent = data.get("default_percent_of_billed")
     if percent is not None and not (Decimal(0) < Decimal(str(percent)) <= Decimal(100)):

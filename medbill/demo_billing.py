@@ -70,12 +70,14 @@ def ensure_payers(db: Database) -> dict[str, int]:
     with db.shared_session() as session:
         ids = {}
         for payer_id, name, indicator, line1, city, state, zip_code in PAYERS:
-            payer = session.scalar(select(Payer).where(Payer.payer_id == payer_id))
+            # The demo's payers are curated at platform level, as the operator's `medbill payers add` would.
+            payer = session.scalar(select(Payer).where(Payer.payer_id == payer_id, Payer.company_id.is_(None)))
             if payer is None:
                 payer = setup.create_payer(
                     session,
                     {"payer_id": payer_id, "name": name, "claim_filing_indicator": indicator,
                      "address_line1": line1, "city": city, "state": state, "postal_code": zip_code},
+                    company_id=None,
                 )  # fmt: skip
             ids[payer_id] = payer.id
         session.commit()

@@ -105,12 +105,23 @@ class PatientImport(TenantBase):
 
 
 class Payer(SharedBase):
-    """The shared master list of payers, as the clearinghouse knows them."""
+    """The payer list, as the clearinghouse knows them: entries curated at platform level (company_id NULL, added by
+    the operator with `medbill payers add`) that every company sees, and a company's own entries that only it sees
+    and uses. A payer id is unique among the platform's entries and within each company's."""
 
     __tablename__ = "payers"
+    __table_args__ = (
+        Index("uq_payers_platform_payer_id", "payer_id", unique=True, postgresql_where=text("company_id IS NULL")),
+        Index(
+            "uq_payers_company_payer_id", "company_id", "payer_id", unique=True,
+            postgresql_where=text("company_id IS NOT NULL"),
+        ),  # fmt: skip
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    payer_id: Mapped[str] = mapped_column(String(80), unique=True)  # the clearinghouse's payer id (NM1*PR PI)
+    payer_id: Mapped[str] = mapped_column(String(80))  # the clearinghouse's payer id (NM1*PR PI)
+    # shared.billing_companies.id of the company that added it; NULL = curated at platform level.
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("billing_companies.id"))
     name: Mapped[str] = mapped_column(String(60))
     claim_filing_indicator: Mapped[str] = mapped_column(String(2))  # SBR09: CI, MB, MC, BL, HM, ...
     address_line1: Mapped[str] = mapped_column(String(55), server_default="")

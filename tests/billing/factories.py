@@ -50,6 +50,7 @@ def shared_payer(services, **overrides) -> Payer:
                 "postal_code": "75201",
             }
             | overrides,
+            company_id=None,  # curated at platform level: every company's practices may bill it
         )
         s.commit()
         return payer
