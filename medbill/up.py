@@ -393,12 +393,15 @@ def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stac
         _Child("scheduler", [*cli, "scheduler"], logs / "scheduler.log"),
         _Child(
             "sandbox",
-            [*cli, "sandbox-clearinghouse", "--root", str(sandbox.root), "--sftp-port", str(sandbox.port),
-             "--account", f"{SANDBOX_ACCOUNT}:{sandbox.password}"],
+            # The account's password goes in the environment (MEDBILL_SANDBOX_ACCOUNTS): `ps` shows command lines.
+            [*cli, "sandbox-clearinghouse", "--root", str(sandbox.root), "--sftp-port", str(sandbox.port)],
             logs / "sandbox.log",
         ),
     ]  # fmt: skip
-    env = _child_env(settings) | {SANDBOX_PASSWORD_ENV: sandbox.password}
+    env = _child_env(settings) | {
+        SANDBOX_PASSWORD_ENV: sandbox.password,
+        "MEDBILL_SANDBOX_ACCOUNTS": f"{SANDBOX_ACCOUNT}:{sandbox.password}",
+    }
     say(
         f"Starting web on {HOST}:{port}, {workers} worker(s), the scheduler and the sandbox clearinghouse "
         f"(SFTP {HOST}:{sandbox.port}; logs: {logs})."

@@ -160,6 +160,31 @@ def _kill_leftovers(data_dir: Path) -> None:
             pass
 
 
+def _assert_no_secret_on_a_command_line(up: Up, data_dir: Path) -> None:
+    """The embedded servers require their generated passwords, and no process `medbill up` started (servers,
+    children, their own children) shows one of its secrets on its command line, which `ps` shows to every user."""
+    import psycopg
+
+    secrets = {
+        name: (data_dir / name).read_text().strip()
+        for name in ("postgres/password", "valkey/password", "sandbox_password", "secret_key")
+    }
+    port = int((data_dir / "postgres" / "cluster" / "postmaster.pid").read_text().split()[3])
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="medbill", connect_timeout=3)
+    processes = psutil.Process(up.proc.pid).children(recursive=True) + [
+        p for p in psutil.process_iter() if str(data_dir) in " ".join(p.cmdline() or [])
+    ]
+    assert len(processes) >= 5
+    for proc in processes:
+        try:
+            cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # exited meanwhile
+        leaked = [name for name, secret in secrets.items() if secret in cmdline]
+        assert not leaked, f"{leaked} on the command line of pid {proc.pid}: {cmdline!r}"
+
+
 @pytest.mark.timeout(300)
 def test_up_starts_everything_seeds_demo_and_restarts_on_same_data() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="medbill-up-"))
@@ -177,6 +202,7 @@ def test_up_starts_everything_seeds_demo_and_restarts_on_same_data() -> None:
         out = first.output()
         assert f"http://127.0.0.1:{port}/" in out and "/api/docs" in out, out
         assert logins["biller"].email in out and DEMO_PASSWORD in out, out
+        _assert_no_secret_on_a_command_line(first, data_dir)
 
         token = _login(port, logins["biller"].email)
         status, practices = _request(port, "GET", "/api/v1/practices", token=token)
