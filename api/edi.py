@@ -13,7 +13,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from api.security import db_session, policy, principal
-from billing.edi_intake import assign_unmatched, intake, list_unmatched, practice_slugs_for
+from billing.edi_intake import assign_unmatched, list_unmatched, record_upload, upload_status
 from integrations.storage import company_key
 from medbill.errors import Invalid, NotFound
 from medbill.input_limits import upload_limit
@@ -43,6 +43,28 @@ class IntakeReportSchema(Schema):
         metadata={"description": "835 sets queued for posting: practice, job_id (GET /api/v1/jobs/<id>), content_key"},
     )
     storage_key = fields.String(required=True)
+
+
+class UploadAcceptedSchema(Schema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": "queued"})
+    location = fields.String(required=True, metadata={"description": "GET it for the outcome"})
+    job_id = fields.String(required=True)
+    storage_key = fields.String(required=True)
+
+
+class IntakeStatusSchema(IntakeReportSchema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": "queued, running, done or refused"})
+    file_name = fields.String()
+    size = fields.Integer()
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    error = fields.String(allow_none=True, metadata={"description": "why the file was refused (segment, position)"})
+    errors = fields.Dict()
+    quarantined = fields.List(
+        fields.Dict(), metadata={"description": "sets whose envelope is not your company's, held for the operator"}
+    )
 
 
 class UnmatchedArgs(Schema):
@@ -98,13 +120,14 @@ def _company_id(slug: str | None) -> int:
 @blp.route("/edi", methods=["POST"])
 @policy("edi:write")
 @blp.arguments(EdiArgs, location="query")
-@blp.response(200, IntakeReportSchema)
+@blp.response(202, UploadAcceptedSchema)
 @upload_limit(MAX_EDI_BYTES)
 def upload_edi(args):
-    """Upload a 999, 277CA or 835 (multipart field `file`). Acknowledgements for practices of your company are
-    applied; each 835 set is queued for posting into its practice (`queued`: the job ids); sets already applied are
-    reported as duplicates; sets that name no practice are reported as unmatched and kept in the unmatched queue. A
-    file that does not parse is refused whole with the segment at fault."""
+    """Upload a 999, 277CA or 835 (multipart field `file`): the file is stored and a job reads it; the answer (202)
+    comes at once with `location` (GET /api/v1/edi/intakes/<id>) to poll for the outcome: acknowledgements for
+    practices of your company applied, each 835 set queued for posting into its practice, sets applied before
+    reported as duplicates, sets that name no one practice kept in the unmatched queue, sets that are not your
+    company's held for the operator (`quarantined`), or the file refused whole with the segment at fault."""
     upload = request.files.get("file")
     if upload is None:
         raise Invalid("send the file as multipart/form-data field 'file'", errors={"file": ["required"]})
@@ -114,34 +137,34 @@ def upload_edi(args):
     company_id = _company_id(args["company"])
     services = current_app.extensions["medbill"]
     key = company_key(company_id, "edi", "inbound", f"{hashlib.sha256(data).hexdigest()}.x12")
+    # Stored before it is recorded, the job queued after the commit: nothing of it is parsed in this process.
     services.storage.put(key, data, content_type="application/edi-x12")
-    report = intake(
-        services.db,
-        data,
-        storage_key=key,
-        slugs=practice_slugs_for(services.db, company_id=company_id),
-        inline=False,
-        dispatcher=services.dispatcher,
-        company_id=company_id,
-        user_id=principal().user_id,
-    )
     session = db_session()
+    row = record_upload(
+        session, services.dispatcher, company_id=company_id, user_id=principal().user_id, storage_key=key,
+        file_name=upload.filename or "", size=len(data),
+    )  # fmt: skip
     audit.record(
-        session,
-        user_id=principal().user_id,
-        practice_id=None,
-        object_type="edi_file",
-        object_id=key[-80:],
-        action="upload",
-        detail={
-            "applied": len(report.applied),
-            "duplicates": len(report.duplicates),
-            "unmatched": len(report.unmatched),
-            "queued": [entry["job_id"] for entry in report.queued],
-        },
-    )
+        session, user_id=principal().user_id, practice_id=None, object_type="edi_file", object_id=key[-80:],
+        action="upload", detail={"intake_id": row.id, "size": len(data)},
+    )  # fmt: skip
     session.commit()
-    return report.as_dict() | {"storage_key": key}
+    location = f"/api/v1/edi/intakes/{row.id}"
+    return (
+        {"id": row.id, "status": "queued", "location": location, "job_id": row.job_id, "storage_key": key},
+        202,
+        {"Location": location},
+    )
+
+
+@blp.route("/edi/intakes/<int:intake_id>", methods=["GET"])
+@policy("edi:write")
+@blp.response(200, IntakeStatusSchema)
+def get_intake(intake_id: int):
+    """An upload of your company: `queued` or `running` (poll again), `done` with what became of each set, or
+    `refused` with the error naming the segment and its position."""
+    services = current_app.extensions["medbill"]
+    return upload_status(db_session(), services.dispatcher, intake_id, company_ids=_writable_companies())
 
 
 @blp.route("/edi/unmatched", methods=["GET"])

@@ -14,6 +14,7 @@ from billing.models import Claim
 from integrations.sandbox import SandboxConfig, process_inbox_once
 from tests.billing.factories import billing_practice, insured_patient, visit
 from tests.conftest import login
+from tests.faults.support import burst
 
 
 def _answered(services, factory, tmp_path):
@@ -44,31 +45,40 @@ def _post(client, headers, data: bytes, query: str = ""):
     )
 
 
-def test_upload_routes_and_applies_once(client, services, factory, tmp_path, world):
+def _intake(client, headers, data: bytes, env) -> dict:
+    """An upload answered 202, read by the intake job in a real worker, its outcome polled."""
+    response = _post(client, headers, data)
+    assert response.status_code == 202, response.get_json()
+    burst(env, "default")
+    return client.get(response.headers["Location"], headers=headers).get_json()
+
+
+def test_upload_routes_and_applies_once(client, services, factory, tmp_path, world, env):
     bp, claim_id, outbox = _answered(services, factory, tmp_path)
     headers = login(client, bp.biller_email)
     for path in sorted(outbox.glob("*.999")) + sorted(outbox.glob("*.277ca")):
-        response = _post(client, headers, path.read_bytes())
-        assert response.status_code == 200, response.get_json()
-        body = response.get_json()
+        body = _intake(client, headers, path.read_bytes(), env)
+        assert body["status"] == "done", body
         assert [entry["practice"] for entry in body["applied"]] == [bp.slug] and body["unmatched"] == []
         assert services.storage.get(body["storage_key"]) == path.read_bytes()
     with services.db.tenant_session(bp.slug) as s:
         assert s.scalar(select(Claim.status).where(Claim.id == claim_id)) == "accepted"
-    again = _post(client, headers, next(outbox.glob("*.277ca")).read_bytes()).get_json()
+    again = _intake(client, headers, next(outbox.glob("*.277ca")).read_bytes(), env)
     assert again["applied"] == [] and again["duplicates"]
 
-    # Another company's biller: the file names no practice of theirs.
+    # Another company's biller: the file names no practice of theirs, so it is held for the operator, not put in
+    # their unmatched queue (from which they could assign it and read it).
     other = login(client, world.users["biller_y"])
-    foreign = _post(client, other, next(outbox.glob("*.277ca")).read_bytes()).get_json()
-    assert foreign["applied"] == [] and foreign["unmatched"]
+    foreign = _intake(client, other, next(outbox.glob("*.277ca")).read_bytes(), env)
+    assert foreign["applied"] == [] and foreign["unmatched"] == [] and foreign["quarantined"]
+    assert client.get("/api/v1/edi/unmatched", headers=other).get_json() == []
     assert _post(client, other, b"ISA", f"?company={bp.company_slug}").status_code == 404
 
 
-def test_bad_uploads(client, world):
+def test_bad_uploads(client, world, env):
     headers = login(client, world.users["biller_x"])
-    body = _post(client, headers, b"ISA*00*garbage").get_json()
-    assert body["status"] == 422 and "file" in body["errors"]
+    body = _intake(client, headers, b"ISA*00*garbage", env)
+    assert body["status"] == "refused" and "file" in body["errors"] and body["error"]
     doctor = login(client, world.users["doctor_a"])
     assert _post(client, doctor, b"ISA").status_code == 403
     assert client.post("/api/v1/edi", headers=headers).get_json()["errors"] == {"file": ["required"]}
