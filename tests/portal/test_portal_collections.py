@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from billing import collections, ledger
 from billing.models import AgencyExport, AgencyPaymentReport, AgencyPlacement, Patient
+from billing.money import AMOUNT_RULE
 from tests.billing.factories import billing_practice, insured_patient
 from tests.billing.test_collections import owed_visit, statements
 from tests.portal.test_portal import portal_login
@@ -111,7 +112,7 @@ def test_biller_places_and_agency_reports_and_returns(app, services, factory):
     html = refused.get_data(as_text=True)
     amount_tag = re.search(rf'<input[^>]*id="amount-{placement_id}"[^>]*>', html).group(0)
     assert 'value="ten"' in amount_tag and f'aria-describedby="amount-{placement_id}-error"' in amount_tag
-    assert f'<p class="field__error" id="amount-{placement_id}-error">an amount like 42.50</p>' in html
+    assert f'<p class="field__error" id="amount-{placement_id}-error">{AMOUNT_RULE}</p>' in html
     assert 'value="PORTAL-1"' in re.search(rf'<input[^>]*id="reference-{placement_id}"[^>]*>', html).group(0)
     reported = collector.post(f"{page_url}/placements/{placement_id}/payments", data=pay)
     assert reported.status_code == 302
@@ -162,7 +163,7 @@ def test_rules_form_errors_beside_their_fields_and_values_kept(app, services, fa
     assert sent.status_code == 422
     html = sent.get_data(as_text=True)
     # Each bad input is marked invalid and described by the message printed beside it; the typed values stay.
-    for field, message in (("min_age_days", "a whole number"), ("min_balance", "an amount like 25.00")):
+    for field, message in (("min_age_days", "a whole number"), ("min_balance", AMOUNT_RULE)):
         tag = re.search(rf'<input[^>]*id="{field}"[^>]*>', html).group(0)
         assert 'aria-invalid="true"' in tag and f'aria-describedby="{field}-error"' in tag
         assert re.search(rf'<p class="field__error" id="{field}-error">{message}</p>', html)
