@@ -307,6 +307,50 @@ def edi_import(path: str, company: str | None, practice: str | None) -> None:
     click.echo(json.dumps(report.as_dict(), indent=2, default=str))
 
 
+@edi.group("quarantine")
+def edi_quarantine() -> None:
+    """EDI sets that reached a company whose practices they do not name: held for the operator."""
+
+
+@edi_quarantine.command("list")
+@click.option("--all", "show_all", is_flag=True, help="released and dropped ones too")
+def edi_quarantine_list(show_all: bool) -> None:
+    """Quarantined sets (id, receiving company, source, kind, why), oldest first."""
+    from billing.edi_intake import list_quarantine
+
+    settings = _settings().ensure_secret_key()
+    for row in list_quarantine(_db(settings), status=None if show_all else "held"):
+        click.echo(
+            f"{row['id']}\t{row['status']}\t{row['company']}\t{row['source']}\t{row['kind']}\t"
+            f"{row['received_at']:%Y-%m-%d %H:%M}\t{row['file_name']}\t{row['reason']}"
+        )
+
+
+@edi_quarantine.command("release")
+@click.argument("quarantine_id", type=int)
+@click.option("--to-company", "company", required=True, help="slug of the billing company the set belongs to")
+def edi_quarantine_release(quarantine_id: int, company: str) -> None:
+    """Route a quarantined set among that company's practices (an 835 posts now), or into its unmatched queue."""
+    import json
+
+    from billing.edi_intake import release_quarantined
+    from medbill.services import make_storage
+
+    settings = _settings().ensure_secret_key()
+    result = _run(lambda: release_quarantined(_db(settings), make_storage(settings), quarantine_id, company))
+    click.echo(json.dumps(result, indent=2, default=str))
+
+
+@edi_quarantine.command("drop")
+@click.argument("quarantine_id", type=int)
+def edi_quarantine_drop(quarantine_id: int) -> None:
+    """Keep a quarantined set as a record only, never applied."""
+    from billing.edi_intake import drop_quarantined
+
+    settings = _settings().ensure_secret_key()
+    click.echo(_run(lambda: drop_quarantined(_db(settings), quarantine_id))["status"])
+
+
 @main.group()
 def claims() -> None:
     """Claims."""

@@ -20,6 +20,7 @@ from medbill.errors import Conflict
 from tenants.models import BillingCompany, EdiQuarantine
 from tests.billing.factories import billing_practice
 from tests.billing.test_underpayments import submit_and_answer
+from tests.conftest import run_cli
 
 
 def _company_id(services, slug: str) -> int:
@@ -121,3 +122,15 @@ def test_an_upload_of_another_companys_835_is_quarantined_not_unmatched(services
     )  # fmt: skip
     assert report.unmatched == [] and len(report.quarantined) == 1
     assert list_unmatched(services.db, company_id) == []
+
+
+def test_the_operator_lists_and_drops_from_the_command_line(services, summit_and_acme, env):
+    _summit, acme, _claim_ids, era = summit_and_acme
+    (held,) = _fetched_by(services, acme.company_slug, era, name="cli.835").quarantined
+    listed = run_cli(env, "edi", "quarantine", "list")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [ln for ln in listed.stdout.splitlines() if ln.split("\t")[0] == str(held["quarantine_id"])]
+    assert f"\theld\t{acme.company_slug}\tfetch\t835\t" in line and "payee NPI" in line
+    dropped = run_cli(env, "edi", "quarantine", "drop", str(held["quarantine_id"]))
+    assert dropped.returncode == 0 and dropped.stdout.strip() == "dropped", dropped.stderr
+    assert run_cli(env, "edi", "quarantine", "drop", str(held["quarantine_id"])).returncode != 0
