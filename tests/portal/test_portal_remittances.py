@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from billing import ledger
-from billing.edi_intake import intake
+from billing.edi_intake import intake, release_quarantined
 from billing.models import BillingIdentity, ClaimLine, Deposit, Underpayment
 from integrations.storage import company_key
 from integrations.x12.remit835 import parse_835
@@ -234,7 +234,13 @@ def unmatched(services, factory, tmp_path_factory):
         services.db, era.encode(), storage_key=key, slugs=[bp.slug], inline=False, dispatcher=services.dispatcher,
         company_id=company_id,
     )  # fmt: skip
-    (entry,) = report.unmatched
+    # A payee NPI of none of the company's practices is held for the operator, who releases it to the company: it
+    # then waits in the company's unmatched queue.
+    (held,) = report.quarantined
+    released = release_quarantined(
+        services.db, services.storage, held["quarantine_id"], bp.company_slug, dispatcher=services.dispatcher
+    )
+    (entry,) = released["unmatched"]
     return bp, entry["unmatched_id"], parse_835(era)[0]
 
 
