@@ -14,9 +14,10 @@ from marshmallow import Schema, fields, validate
 
 from api.security import access, db_session, policy
 from api.setup import Id, Money
-from billing import agency_formats, collections
+from billing import agency_formats, collections, connections
 from integrations.storage import StorageError
 from medbill.errors import Invalid
+from medbill.input_limits import upload_limit
 
 blp = Blueprint(
     "collections",
@@ -54,7 +55,12 @@ class AgencyTermsIn(Schema):
     fee_percent = fields.Decimal(as_string=True, places=2, validate=validate.Range(min=0, max=100))
     sftp = fields.Dict(
         allow_none=True,
-        metadata={"description": "{transport: sftp|directory, host, port, username, password_env, host_key_sha256}"},
+        metadata={
+            "description": "delivery (null: none; changing it needs the company admin role): {transport: sftp, host "
+            "(one the operator allows), port, username, password_secret | private_key_secret (a company secret's "
+            "name), host_key_sha256, inbox} or {transport: directory, subdir}; *_env, password, private_key and "
+            "path are refused"
+        },
     )
 
 
@@ -240,7 +246,7 @@ def _agency_out(session, agency) -> dict:
         "file_format": collections.format_config(agency, terms),
         "report_format": collections.report_format_config(agency, terms),
         "format_source": source,
-        "sftp": terms.sftp if terms else None,
+        "sftp": connections.mask(terms.sftp) if terms and terms.sftp else None,
     }
 
 
@@ -260,7 +266,8 @@ def list_agencies(slug: str):
 def put_terms(body, slug: str, agency_id: int):
     """Set an agency's file format (validated: errors name the field), fee percent and SFTP delivery."""
     session = db_session()
-    collections.set_terms(session, access(), agency_id, body)
+    policy = connections.OutboundPolicy.from_settings(current_app.extensions["medbill"].settings)
+    collections.set_terms(session, access(), agency_id, body, policy=policy)
     agency = next(a for a in collections.linked_agencies(session, access()) if a.id == agency_id)
     out = _agency_out(session, agency)
     session.commit()
@@ -383,6 +390,7 @@ MAX_PAYMENT_FILE_BYTES = 5 * 1024 * 1024
 @blp.route("/collections/payment-files", methods=["POST"])
 @policy("agency:report")
 @blp.response(200, PaymentFileOut)
+@upload_limit(MAX_PAYMENT_FILE_BYTES)
 def post_payment_file(slug: str):
     """Upload the agency's payment file (multipart field `file`, in the agency's report layout; `agency_id` when
     you report for several agencies). Every line must name an account placed with the agency; the file is checked

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
+from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.schemas import PageArgs, PageMeta
 from api.security import access, db_session, policy, principal
-from billing import setup
+from billing import connections, setup
 from billing.models import (
     BillingIdentity,
     ContractRate,
@@ -23,6 +24,7 @@ from billing.models import (
     PracticePayer,
     Provider,
 )
+from billing.money import AMOUNT_RULE, MAX_AMOUNT, entered_amount
 from medbill.errors import NotFound
 
 blp = Blueprint(
@@ -32,10 +34,7 @@ blp = Blueprint(
     description="Practice setup: payers, providers, billing identity, coverages, fee schedule, contracts",
 )
 
-MAX_MONEY = Decimal("9999999999.99")  # Numeric(12, 2)
 MAX_ID = 2**63 - 1
-SECRET_KEYS = frozenset({"password", "private_key"})
-MASK = "***"
 
 
 # --- shared helpers (also used by api.claims) -----------------------------------------------------------------------
@@ -44,11 +43,31 @@ MASK = "***"
 MONEY_PATTERN = r"^-?[0-9]{1,10}\.[0-9]{2}$"
 
 
-def Money(**kwargs) -> fields.Decimal:  # noqa: N802 - reads like a field class
-    """An amount: a string with two decimals in JSON ("150.00"); accepts a string or a number on input."""
-    kwargs.setdefault("validate", validate.Range(min=Decimal("-9999999999.99"), max=MAX_MONEY))
-    kwargs["metadata"] = {"pattern": MONEY_PATTERN, "example": "150.00"} | kwargs.get("metadata", {})
-    return fields.Decimal(as_string=True, places=2, rounding=ROUND_HALF_UP, **kwargs)
+class MoneyField(fields.Decimal):
+    """The API's one amount field: a string with two decimals in JSON ("150.00"). On input (a string or a number) it
+    is checked by billing.money.entered_amount: exact cents (50.001 is refused, not rounded) and at most MAX_AMOUNT
+    either way, whatever other validators the field is given."""
+
+    default_error_messages = {"amount": AMOUNT_RULE}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> Decimal:
+        if isinstance(value, float):
+            # JSON numbers arrive as floats: their shortest repr is what the client wrote ("50.001" stays 50.001).
+            value = repr(value)
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise self.make_error("amount")
+        try:
+            return entered_amount(value)
+        except ValueError as exc:
+            raise self.make_error("amount") from exc
+
+
+def Money(**kwargs) -> MoneyField:  # noqa: N802 - reads like a field class
+    """An amount field (see MoneyField); `validate` adds rules (e.g. positive) to the ceiling, never replaces it."""
+    kwargs["metadata"] = {
+        "pattern": MONEY_PATTERN, "example": "150.00", "x-maximum": str(MAX_AMOUNT), "x-minimum": str(-MAX_AMOUNT),
+    } | kwargs.get("metadata", {})  # fmt: skip
+    return MoneyField(as_string=True, places=2, rounding=ROUND_HALF_UP, **kwargs)
 
 
 def Id(**kwargs) -> fields.Integer:  # noqa: N802 - reads like a field class
@@ -74,30 +93,6 @@ def _upper(data: dict, *keys: str) -> dict:
         if isinstance(data.get(key), str):
             data[key] = data[key].strip().upper()
     return data
-
-
-def mask_secrets(value):
-    """Transport settings as shown to people: secret values replaced by '***' at any depth."""
-    if isinstance(value, dict):
-        return {k: (MASK if k in SECRET_KEYS and v not in (None, "") else mask_secrets(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
-
-
-def _keep_secrets(new, old):
-    """A client that sends back what GET showed ('***') keeps the stored secret instead of storing the mask."""
-    if not isinstance(new, dict):
-        return new
-    old = old if isinstance(old, dict) else {}
-    out = {}
-    for key, value in new.items():
-        if key in SECRET_KEYS and value == MASK:
-            if old.get(key) not in (None, ""):
-                out[key] = old[key]
-            continue
-        out[key] = _keep_secrets(value, old.get(key))
-    return out
 
 
 # --- schemas --------------------------------------------------------------------------------------------------------
@@ -212,11 +207,14 @@ class BillingIdentityIn(Schema):
     receiver_id = fields.String(load_default="", validate=validate.Length(max=15))
     usage_indicator = fields.String(load_default="P", validate=validate.OneOf(["P", "T"]))
     transport = fields.Dict(
-        load_default=dict,
+        load_default=None,
+        allow_none=True,
         metadata={
-            "description": "clearinghouse connection (transport: sftp|directory, host, username, ...). Name secrets "
-            "by environment variable (password_env, private_key_env); a 'password' or 'private_key' is never "
-            "returned (shown as '***'; sending '***' back keeps the stored value)"
+            "description": "clearinghouse connection; omitted or null: unchanged. Changing it needs the company "
+            "admin role. {transport: sftp, host, port, username, password_secret | private_key_secret (the name "
+            "of a company secret, PUT /api/v1/company/secrets/<name>), host_key_sha256, inbox, outbox} with a "
+            "host the operator allows, or {transport: directory, subdir} (the company's own directory on the "
+            "server). password_env, private_key_env, password, private_key and path are refused"
         },
     )
 
@@ -247,7 +245,7 @@ class BillingIdentityOut(Schema):
     submitter_id = fields.String(required=True)
     receiver_id = fields.String(required=True)
     usage_indicator = fields.String(required=True)
-    transport = fields.Function(lambda identity: mask_secrets(identity.transport or {}), required=True)
+    transport = fields.Function(lambda identity: connections.mask(identity.transport or {}), required=True)
     updated_at = fields.DateTime(required=True)
 
 
@@ -503,11 +501,14 @@ def get_billing_identity(slug: str):
 @blp.arguments(BillingIdentityIn)
 @blp.response(200, BillingIdentityOut)
 def put_billing_identity(body, slug: str):
-    """Set the billing identity (a full replacement). The billing address needs a ZIP+4."""
+    """Set the billing identity (a full replacement, except `transport`: omitted keeps it). The billing address
+    needs a ZIP+4. A changed transport needs the company admin role and is audited with before and after."""
     session = db_session()
-    current = session.get(BillingIdentity, 1)
-    body["transport"] = _keep_secrets(body.get("transport") or {}, current.transport if current else {})
+    transport = body.pop("transport", None)
     identity = setup.set_billing_identity(session, access(), body)
+    if transport is not None:
+        policy = connections.OutboundPolicy.from_settings(current_app.extensions["medbill"].settings)
+        identity = setup.set_clearinghouse_transport(session, access(), transport, policy=policy)
     session.commit()
     return identity
 

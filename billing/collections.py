@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing import agency_formats
+from billing import agency_formats, connections
 from billing.models import (
     AgencyExport,
     AgencyExportItem,
@@ -153,38 +153,23 @@ def report_format_config(agency: CollectionAgency, terms: AgencyTerms | None) ->
     return (agency.settings or {}).get("report_format") or agency_formats.DEFAULT_REPORT_FORMAT
 
 
-def _check_delivery(settings: Any) -> dict | None:
-    if settings in (None, {}):
-        return None
-    from integrations.clearinghouse import transport_from_settings
+def set_terms(
+    session: Session,
+    access: PracticeAccess,
+    agency_id: int,
+    data: dict,
+    *,
+    policy: connections.OutboundPolicy | None = None,
+) -> AgencyTerms:
+    """Configure the agency's format (validated now: errors name the field), fee percent and optional delivery.
 
-    if not isinstance(settings, dict):
-        raise Invalid("delivery settings must be an object", errors={"sftp": ["an object with 'transport'"]})
-    if "password" in settings or "private_key" in settings:
-        raise Invalid(
-            "secrets are not stored", errors={"sftp": ["name an environment variable: password_env / private_key_env"]}
-        )
-    probe = dict(settings)
-    for key in ("password", "private_key"):
-        if probe.pop(f"{key}_env", None):
-            probe[key] = "set-at-delivery"
-    if probe.get("transport") == "sftp" and "password" not in probe and "private_key" not in probe:
-        raise Invalid("SFTP needs a credential", errors={"sftp": ["password_env or private_key_env"]})
-    try:
-        if probe.get("transport") == "sftp" and probe.get("private_key"):
-            probe.pop("private_key")
-            probe["password"] = "set-at-delivery"
-        transport_from_settings(probe)
-    except ValueError as exc:
-        raise Invalid("delivery settings are not valid", errors={"sftp": [str(exc)]}) from exc
-    return settings
-
-
-def set_terms(session: Session, access: PracticeAccess, agency_id: int, data: dict) -> AgencyTerms:
-    """Configure the agency's format (validated now: errors name the field), fee percent and optional delivery."""
+    The delivery target (`sftp`) is a connection of the company: changing it needs `connections:write` (company
+    admins), is checked against the company's secrets and the operator's allowed agency hosts in `policy` (none
+    given: nothing is allowed) and is audited with before and after. Sent back unchanged, it needs nothing."""
     _require(access, "collections:write")
     linked_agency(session, access, agency_id)
     terms = session.get(AgencyTerms, agency_id) or AgencyTerms(agency_id=agency_id)
+    delivery_before = terms.sftp or {}
     if "file_format" in data:
         if data["file_format"] is not None:
             agency_formats.validate_format(data["file_format"])
@@ -211,8 +196,16 @@ def set_terms(session: Session, access: PracticeAccess, agency_id: int, data: di
         terms.fee_percent = pct
     if terms.fee_percent is None:
         terms.fee_percent = ZERO
-    if "sftp" in data:
-        terms.sftp = _check_delivery(data["sftp"])
+    delivery_changed = "sftp" in data and (data["sftp"] or {}) != delivery_before
+    if delivery_changed:
+        connections.require_admin(access, "agency delivery target", "sftp")
+        terms.sftp = (
+            connections.validate(
+                session, access.company_id, data["sftp"], purpose="agency",
+                policy=policy or connections.OutboundPolicy(), field="sftp",
+            )
+            or None
+        )  # fmt: skip
     terms.updated_by_user_id = access.user_id
     terms.updated_at = datetime.now(UTC)
     session.add(terms)
@@ -222,6 +215,8 @@ def set_terms(session: Session, access: PracticeAccess, agency_id: int, data: di
         {"fee_percent": str(terms.fee_percent), "format": (terms.file_format or {}).get("type"),
          "delivery": bool(terms.sftp)},
     )  # fmt: skip
+    if delivery_changed:
+        connections.record_change(session, access, "agency_terms", agency_id, delivery_before, terms.sftp)
     return terms
 
 
@@ -727,6 +722,14 @@ def report_payment(
         return existing, False
     if placement.recalled_at is not None:
         raise Conflict(f"placement {placement_id} was recalled")
+    ceiling = reportable_balance(session, placement)
+    if gross > ceiling:
+        # Refused, not held: a report above what is still owed on the placement would post as patient credit
+        # (999,999.00 on a 299.71 account did); the agency corrects the amount or the practice takes it up.
+        raise Invalid(
+            "payment report is not valid",
+            errors={"amount": [f"more than the {ceiling} still owed on this placement"]},
+        )
     terms = session.get(AgencyTerms, placement.agency_id)
     pct = terms.fee_percent if terms is not None else ZERO
     fee = percent_of(gross, pct)
@@ -766,6 +769,13 @@ def report_payment(
         {"placement_id": placement.id, "patient_id": placement.patient_id, "gross": str(gross), "fee": str(fee)},
     )  # fmt: skip
     return report, True
+
+
+def reportable_balance(session: Session, placement: AgencyPlacement) -> Decimal:
+    """The most an agency may report on a placement now: what is left of the balance placed after what it already
+    reported, and never more than the patient owes today (a payment made at the practice lowers it too)."""
+    view = placement_views(session, [placement])[0]
+    return max(ZERO, min(view.balance_placed - view.collected_gross, view.patient_balance))
 
 
 def report_payment_file(

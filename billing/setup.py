@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from billing import codes
+from billing import codes, connections
 from billing.models import (
     BillingIdentity,
     ContractRate,
@@ -26,6 +26,7 @@ from billing.models import (
 from billing.money import money
 from billing.patients import US_STATES, get_patient
 from billing.scrubber import RULES
+from billing.text import clean_fields
 from medbill.errors import Conflict, Forbidden, Invalid, NotFound
 from tenants import audit
 from tenants.authz import PracticeAccess, Principal, visible_practices
@@ -165,6 +166,8 @@ def enroll_payer(session: Session, access: PracticeAccess, payer_id: int, data: 
 
 def create_provider(session: Session, access: PracticeAccess, data: dict) -> Provider:
     errors: dict[str, list[str]] = {}
+    data = dict(data)
+    clean_fields(data, ("first_name", "last_name", "credential"), errors)
     if not codes.npi_is_valid(str(data.get("npi", ""))):
         errors["npi"] = ["not a valid NPI (10 digits with a correct check digit)"]
     if not codes.taxonomy_is_valid(data.get("taxonomy_code")):
@@ -189,8 +192,17 @@ def create_provider(session: Session, access: PracticeAccess, data: dict) -> Pro
     return provider
 
 
+# The billing identity's names and addresses that go into claim files (billing.text).
+IDENTITY_TEXT_FIELDS = (
+    "organization_name", "address_line1", "address_line2", "city", "pay_to_address_line1", "pay_to_city",
+    "contact_name",
+)  # fmt: skip
+
+
 def set_billing_identity(session: Session, access: PracticeAccess, data: dict) -> BillingIdentity:
     errors: dict[str, list[str]] = {}
+    data = dict(data)
+    clean_fields(data, IDENTITY_TEXT_FIELDS, errors)
     if not codes.npi_is_valid(str(data.get("group_npi", ""))):
         errors["group_npi"] = ["not a valid NPI"]
     if not codes.tax_id_is_valid(str(data.get("tax_id", "")).replace("-", "")):
@@ -213,7 +225,10 @@ def set_billing_identity(session: Session, access: PracticeAccess, data: dict) -
         )
     if errors:
         raise Invalid("billing identity is not valid", errors=errors)
-    values = {k: v for k, v in data.items() if k in BillingIdentity.__table__.columns.keys() and k != "id"}
+    # The transport is not part of this: set_clearinghouse_transport, with its own permission and audit.
+    values = {
+        k: v for k, v in data.items() if k in BillingIdentity.__table__.columns.keys() and k not in ("id", "transport")
+    }
     values["tax_id"] = str(values["tax_id"]).replace("-", "")
     values["postal_code"] = str(values["postal_code"]).replace("-", "")
     values["state"] = values["state"].upper()
@@ -230,12 +245,36 @@ def set_billing_identity(session: Session, access: PracticeAccess, data: dict) -
     return identity
 
 
+def set_clearinghouse_transport(
+    session: Session, access: PracticeAccess, transport: dict | None, *, policy: connections.OutboundPolicy
+) -> BillingIdentity:
+    """Change how the practice's claims reach the clearinghouse (company admins only, `connections:write`): the
+    settings are checked against the company's secrets and the operator's allowed hosts (billing.connections) and
+    the change is audited with before and after. Sending the stored settings back unchanged needs no permission."""
+    identity = session.get(BillingIdentity, 1)
+    if identity is None:
+        raise NotFound("the practice has no billing identity yet")
+    before = identity.transport or {}
+    if (transport or {}) == before:
+        return identity
+    connections.require_admin(access, "clearinghouse transport", "transport")
+    after = connections.validate(
+        session, access.company_id, transport, purpose="clearinghouse", policy=policy, field="transport"
+    )
+    identity.transport = after
+    session.flush()
+    connections.record_change(session, access, "billing_identity", 1, before, after)
+    return identity
+
+
 # --- guarantors and coverages ---------------------------------------------------------------------------------------
 
 
 def set_guarantor(session: Session, access: PracticeAccess, patient_id: int, data: dict) -> Guarantor:
     patient = get_patient(session, access, patient_id)
     errors: dict[str, list[str]] = {}
+    data = dict(data)
+    clean_fields(data, ("first_name", "last_name", "address_line1", "address_line2", "city"), errors)
     if data.get("relationship") not in ("parent", "spouse", "other"):
         errors["relationship"] = ["one of parent, spouse, other"]
     for key in ("first_name", "last_name"):
@@ -275,6 +314,10 @@ def add_coverage(session: Session, access: PracticeAccess, patient_id: int, data
     patient = get_patient(session, access, patient_id)
     get_payer(session, int(data["payer_id"]), company_id=access.company_id)
     errors: dict[str, list[str]] = {}
+    data = dict(data)
+    clean_fields(
+        data, ("subscriber_first_name", "subscriber_last_name", "subscriber_address_line1", "subscriber_city"), errors
+    )
     if int(data.get("priority", 1)) not in (1, 2, 3):
         errors["priority"] = ["1 (primary), 2 (secondary) or 3 (tertiary)"]
     if not str(data.get("member_id", "")).strip():

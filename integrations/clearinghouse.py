@@ -70,13 +70,25 @@ class TransportError(Exception):
 
     ``transient`` is True when a retry may succeed (network, timeouts, a dropped connection) and False when it
     cannot until someone acts (authentication, host key, configuration, a conflicting file).
+
+    The message (``str``) is for the server log: it may quote host keys, banners, server paths and exception text.
+    ``public`` says what went wrong in words fit for the tenant whose connection it is (none of those).
     """
 
-    def __init__(self, message: str, *, transient: bool, host: str | None = None, path: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        host: str | None = None,
+        path: str | None = None,
+        public: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.host = host
         self.path = path
+        self.public = public or "the file transfer failed (the details are in the server log)"
 
 
 @dataclass(frozen=True)
@@ -221,26 +233,41 @@ class SftpTransport:
 
     # -- connection
 
-    def _fail(self, action: str, path: str | None, detail: str, *, transient: bool) -> TransportError:
+    def _fail(
+        self, action: str, path: str | None, detail: str, *, transient: bool, public: str | None = None
+    ) -> TransportError:
         at = f"{self._where}/{path.lstrip('/')}" if path else self._where
+        # The tenant's own settings (user, host, port) and our words only: never the server's answer.
+        said = f"{action} at {self._where} failed: {public or 'the connection failed'}"
         return TransportError(
-            f"clearinghouse {action} failed at {at}: {detail}", transient=transient, host=self.host, path=path
-        )
+            f"clearinghouse {action} failed at {at}: {detail}", transient=transient, host=self.host, path=path,
+            public=said,
+        )  # fmt: skip
 
     def _map(self, action: str, path: str | None, exc: BaseException) -> TransportError:
         if isinstance(exc, paramiko.AuthenticationException):
             return self._fail(
-                action, path, f"authentication rejected for user {self.username!r}: {exc}", transient=False
-            )
+                action, path, f"authentication rejected for user {self.username!r}: {exc}", transient=False,
+                public="the server rejected the credentials",
+            )  # fmt: skip
         if isinstance(exc, socket.gaierror):
             # An unknown name is a settings problem; other resolver errors (EAI_AGAIN) are outages.
-            return self._fail(action, path, f"cannot resolve host: {exc}", transient=exc.errno != socket.EAI_NONAME)
+            return self._fail(
+                action, path, f"cannot resolve host: {exc}", transient=exc.errno != socket.EAI_NONAME,
+                public="the host name could not be resolved",
+            )  # fmt: skip
         if isinstance(exc, TimeoutError):
-            return self._fail(action, path, f"timed out after {self.timeout:g}s", transient=True)
+            return self._fail(
+                action, path, f"timed out after {self.timeout:g}s", transient=True, public="could not connect"
+            )
         if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNOS:
-            return self._fail(action, path, f"{exc.strerror or exc}", transient=False)
+            return self._fail(
+                action, path, f"{exc.strerror or exc}", transient=False,
+                public="the server refused the file operation (a missing directory or no permission)",
+            )  # fmt: skip
         detail = str(exc) or type(exc).__name__
-        return self._fail(action, path, f"{type(exc).__name__}: {detail}", transient=True)
+        # Refused, reset, a banner that is not SSH: one answer, so that the worker is no port scanner.
+        return self._fail(action, path, f"{type(exc).__name__}: {detail}", transient=True, public="could not connect")
 
     def _verify_host_key(self, key: paramiko.PKey) -> None:
         presented = host_key_fingerprint(key)
@@ -254,6 +281,7 @@ class SftpTransport:
                 f"no host_key_sha256 configured; refusing to authenticate. The server presented {presented}: "
                 "confirm it with the clearinghouse out of band and set host_key_sha256",
                 transient=False,
+                public="no host key is pinned (host_key_sha256)",
             )
         if presented != self._host_key:
             raise self._fail(
@@ -261,6 +289,7 @@ class SftpTransport:
                 None,
                 f"host key mismatch: expected {self._host_key}, server presented {presented}",
                 transient=False,
+                public="the server's host key did not match the pinned key",
             )
 
     @contextlib.contextmanager
@@ -336,6 +365,7 @@ class SftpTransport:
                 f"a different file with this name is already there ({len(existing)} bytes, "
                 f"ours {len(data)} bytes); refusing to overwrite",
                 transient=False,
+                public="a different file with this name is already on the server; it was not overwritten",
             )
 
     # -- Transport
@@ -452,6 +482,7 @@ class DirectoryTransport:
             transient=transient,
             host=None,
             path=str(path),
+            public=f"{action} in the drop directory failed: {exc.strerror or 'an I/O error'}",
         )
 
     def _mkdir(self, path: Path) -> None:
@@ -475,6 +506,7 @@ class DirectoryTransport:
                 f"({len(existing)} bytes, ours {len(data)} bytes); refusing to overwrite",
                 transient=False,
                 path=str(path),
+                public="a different file with this name is already in the drop directory; it was not overwritten",
             )
 
     def send(self, filename: str, data: bytes) -> None:

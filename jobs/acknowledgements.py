@@ -36,7 +36,7 @@ def fetch_clearinghouse_files(practice_slug: str) -> dict:
         identity = session.get(BillingIdentity, 1)
         if identity is None or not identity.transport:
             return {"status": "skipped", "reason": "no clearinghouse transport configured"}
-        transport = transport_for(identity)
+        transport = transport_for(session, practice_slug, identity)
         company_id = session.scalar(select(Practice.company_id).where(Practice.slug == practice_slug))
     # A billing company often shares one clearinghouse mailbox among its practices: whatever is in it is routed
     # to the practice it names, which need not be the one whose fetch found it.

@@ -6,26 +6,31 @@ the agency's portal and API whether or not SFTP delivery is set up or succeeds."
 from __future__ import annotations
 
 import logging
-import os
 
 from sqlalchemy import select
 
-from billing import collections
-from integrations.clearinghouse import TransportError, transport_from_settings
+from billing import collections, connections
+from integrations.clearinghouse import TransportError
 from jobs.runtime import final_on_domain_error, runtime
 from tenants.models import AgencyPractice, Practice
 
 log = logging.getLogger("medbill.jobs.exports")
 
 
-def _deliver(settings: dict, filename: str, data: bytes) -> None:
-    """Secrets are not stored: `password_env`/`private_key_env` name environment variables of the worker."""
-    resolved = dict(settings)
-    for key in ("password", "private_key"):
-        env_name = resolved.pop(f"{key}_env", None)
-        if env_name:
-            resolved[key] = os.environ.get(env_name, "")
-    transport_from_settings(resolved).send(filename, data)
+def _deliver(session, practice_slug: str, settings: dict, filename: str, data: bytes) -> None:
+    """Over the delivery the practice configured, with its own company's credentials and the operator's allowed
+    agency hosts (billing.connections): an old row naming an environment variable or a host off the list is
+    refused here without connecting."""
+    rt_settings = runtime().settings
+    company_id = session.scalar(select(Practice.company_id).where(Practice.slug == practice_slug))
+    connections.build_transport(
+        session,
+        company_id,
+        settings,
+        purpose="agency",
+        policy=connections.OutboundPolicy.from_settings(rt_settings),
+        box=connections.secret_box(rt_settings),
+    ).send(filename, data)
 
 
 def _linked(session, practice_slug: str) -> set[int]:
@@ -67,7 +72,7 @@ def export_placements(practice_slug: str, agency_id: int | None = None, user_id:
                 }
                 session.commit()
                 if sftp:
-                    entry["delivered"] = _send(session, export_id, sftp, filename, result.data)
+                    entry["delivered"] = _send(session, practice_slug, export_id, sftp, filename, result.data)
                 done.append(entry)
         # Files recorded but not delivered yet: an earlier delivery failed, or a worker died after recording a
         # file and before sending it. Each is sent from storage, at most once successfully.
@@ -78,20 +83,24 @@ def export_placements(practice_slug: str, agency_id: int | None = None, user_id:
                 continue
             data = rt.storage.get(export.storage_key)
             redelivered.append(
-                {"export_id": export.id, "delivered": _send(session, export.id, sftp, export.filename, data)}
+                {
+                    "export_id": export.id,
+                    "delivered": _send(session, practice_slug, export.id, sftp, export.filename, data),
+                }
             )
     return {"practice": practice_slug, "exports": done, "redelivered": redelivered}
 
 
-def _send(session, export_id: int, sftp: dict, filename: str, data: bytes) -> bool:
+def _send(session, practice_slug: str, export_id: int, sftp: dict, filename: str, data: bytes) -> bool:
     try:
-        _deliver(sftp, filename, data)
+        _deliver(session, practice_slug, sftp, filename, data)
         collections.mark_delivered(session, export_id)
         delivered = True
-    except (TransportError, ValueError) as exc:
-        # The file stays available in the portal and API; the error is shown beside it.
-        log.warning("export %s not delivered over SFTP: %s", export_id, exc)
-        collections.mark_delivered(session, export_id, error=str(exc))
+    except TransportError as exc:
+        # The file stays available in the portal and API; the error shown beside it is the public one (the
+        # detail was logged where the transport failed).
+        log.warning("export %s not delivered: %s", export_id, exc)
+        collections.mark_delivered(session, export_id, error=exc.public)
         delivered = False
     session.commit()
     return delivered

@@ -4,40 +4,47 @@ control numbers); then a new 837P is built, stored, transmitted, and its claims 
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
-from billing import submissions
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import connections, submissions
 from billing.models import BillingIdentity, Submission
-from integrations.clearinghouse import Transport, TransportError, transport_from_settings
+from integrations.clearinghouse import Transport, TransportError
 from integrations.storage import practice_key
 from jobs.runtime import final_on_domain_error, runtime
+from tenants.models import Practice
 
 log = logging.getLogger("medbill.jobs.submission")
 
 
-def transport_for(identity: BillingIdentity) -> Transport:
-    """Secrets are not stored in the database: `password_env`/`private_key_env` name environment variables."""
-    settings = dict(identity.transport or {})
-    for key in ("password", "private_key"):
-        env_name = settings.pop(f"{key}_env", None)
-        if env_name:
-            settings[key] = os.environ.get(env_name, "")
-    if not settings:
-        raise TransportError("no clearinghouse transport configured for this practice", transient=False)
-    return transport_from_settings(settings)
+def transport_for(session: Session, practice_slug: str, identity: BillingIdentity) -> Transport:
+    """The practice's clearinghouse transport: credentials from its own company's secrets, hosts and directories
+    as the operator allows them (billing.connections); errors it raises are fit to show the practice."""
+    settings = runtime().settings
+    company_id = session.scalar(select(Practice.company_id).where(Practice.slug == practice_slug))
+    return connections.build_transport(
+        session,
+        company_id,
+        identity.transport,
+        purpose="clearinghouse",
+        policy=connections.OutboundPolicy.from_settings(settings),
+        box=connections.secret_box(settings),
+    )
 
 
 def _transmit(session, transport: Transport, submission: Submission, data: bytes, user_id: int | None) -> dict:
     try:
         transport.send(submission.filename, data)
     except TransportError as exc:
-        submissions.mark_failed(session, submission, str(exc))
+        # The practice sees the public message; the detail was logged by the transport (billing.connections).
+        submissions.mark_failed(session, submission, exc.public)
         session.commit()
         log.warning("submission %s not transmitted: %s", submission.id, exc)
         if exc.transient:
             raise  # RQ retries with backoff; the same file goes again
-        return {"submission_id": submission.id, "status": "failed", "error": str(exc)}
+        return {"submission_id": submission.id, "status": "failed", "error": exc.public}
     claim_ids = submissions.mark_transmitted(session, submission, user_id=user_id)
     session.commit()
     return {"submission_id": submission.id, "status": "transmitted", "claims": len(claim_ids)}
@@ -49,7 +56,7 @@ def submit_claims(practice_slug: str, claim_ids: list[int] | None = None, user_i
     result: dict = {"resent": [], "submission": None, "skipped": {}}
     with rt.db.tenant_session(practice_slug) as session:
         identity = submissions.identity_for_submission(session)
-        transport = transport_for(identity)
+        transport = transport_for(session, practice_slug, identity)
         for pending in submissions.pending_submissions(session):
             data = rt.storage.get(pending.storage_key)
             result["resent"].append(_transmit(session, transport, pending, data, user_id))

@@ -30,11 +30,13 @@ from api import (
     users,
 )
 from api import errors as api_errors
+from api import secrets as secrets_api
 from api.converters import ID_SCHEMA, IdConverter, decimal_string_property
 from api.schemas import ErrorSchema
 from api.security import close_session, enforce, unguarded_routes
 from integrations.storage import Storage
 from jobs.queues import Dispatcher
+from medbill import input_limits
 from medbill.config import Settings
 from medbill.logging_config import configure_logging
 from medbill.services import make_database, make_redis, make_storage
@@ -58,6 +60,7 @@ API_BLUEPRINTS = (
     collections.blp,
     reports.blp,
     users.blp,
+    secrets_api.blp,
 )
 
 
@@ -86,7 +89,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("medbill", template_folder=None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=25 * 1024 * 1024,
         SESSION_COOKIE_NAME="medbill_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -161,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             audit_trail.reset_client_address(token)
 
     app.before_request(enforce)
+    input_limits.register(app)
     app.teardown_request(close_session)
     api_errors.register(app)
 

@@ -19,7 +19,8 @@ from tenants.authz import system_access
 from tenants.db import Database
 
 SANDBOX_ACCOUNT = "demo"
-SANDBOX_PASSWORD_ENV = "MEDBILL_SANDBOX_PASSWORD"
+# The company secret (tenants.secrets) holding the sandbox account's password; `medbill up` stores it there.
+SANDBOX_SECRET = "sandbox-clearinghouse"
 PAYERS = (
     ("SUMMIT01", "Summit Health Plan", "CI", "PO Box 9001", "Columbus", "OH", "43215"),
     ("MCRB01", "Medicare Part B (demo)", "MB", "PO Box 2001", "Columbus", "OH", "43216"),
@@ -116,18 +117,20 @@ def seed_billing(
                 "submitter_id": f"SUMMIT{index:02d}",
                 "receiver_id": "SANDBOXCH",
                 "usage_indicator": "T",
-                # `medbill up` fills in the sandbox's port and host key each time it starts it.
-                "transport": {
-                    "transport": "sftp",
-                    "sandbox": True,
-                    "host": "127.0.0.1",
-                    "port": 0,
-                    "username": SANDBOX_ACCOUNT,
-                    "password_env": SANDBOX_PASSWORD_ENV,
-                    "host_key_sha256": "",
-                },
             },
         )
+        # Written by the seed itself (set_clearinghouse_transport would refuse port 0 and no host key): `medbill up`
+        # fills in the sandbox's port and host key each time it starts it, and stores the password as the
+        # company's secret; the "sandbox" marker is what it looks for.
+        session.get(BillingIdentity, 1).transport = {
+            "transport": "sftp",
+            "sandbox": True,
+            "host": "127.0.0.1",
+            "port": 0,
+            "username": SANDBOX_ACCOUNT,
+            "password_secret": SANDBOX_SECRET,
+            "host_key_sha256": "",
+        }
         for payer_id in payers.values():
             setup.enroll_payer(session, access, payer_id, {"timely_filing_days": 365, "appeal_window_days": 180})
         providers = [

@@ -39,7 +39,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from medbill.config import Settings
-from medbill.demo_billing import SANDBOX_ACCOUNT, SANDBOX_PASSWORD_ENV
+from medbill.demo_billing import SANDBOX_ACCOUNT, SANDBOX_SECRET
 from medbill.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedValkey
 
 __all__ = ["run_up"]
@@ -144,7 +144,11 @@ def _start_and_supervise(settings: Settings, *, port: int, workers: int, demo: b
     _stop_stale_children(data_dir)
     reservation = _reserve_port(port)
     try:
-        settings = settings.ensure_secret_key().with_(public_url=f"http://{HOST}:{port}", secure_cookies=False)
+        settings = (
+            settings.ensure_secret_key()
+            .ensure_secrets_key()  # before DATABASE_URL is set: the embedded default keeps its key in the data dir
+            .with_(public_url=f"http://{HOST}:{port}", secure_cookies=False)
+        )
         if settings.s3_bucket is None:
             # 0700 when we create it: stored files (imports, statements) hold patient data. Must exist before the
             # first health check, which checks the local storage root.
@@ -286,7 +290,7 @@ def _prepare_database(settings: Settings, *, demo: bool, sandbox: SandboxSetup):
             if not result.created:
                 say("demo data already present (not seeding again).")
             logins = result.logins
-        sandbox.practices = _connect_to_sandbox(db, sandbox)
+        sandbox.practices = _connect_to_sandbox(db, sandbox, settings)
         return logins
     except SQLAlchemyError as exc:
         first_line = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
@@ -327,20 +331,33 @@ def _sandbox_setup(settings: Settings) -> SandboxSetup:
     return SandboxSetup(root=root, port=port, password=secret.read_text().strip(), fingerprint=fingerprint)
 
 
-def _connect_to_sandbox(db, sandbox: SandboxSetup) -> list[str]:
-    """Point every practice set up for the sandbox at this run's port and host key."""
+def _connect_to_sandbox(db, sandbox: SandboxSetup, settings: Settings) -> list[str]:
+    """Point every practice set up for the sandbox at this run's port and host key, with the sandbox password
+    stored as its company's secret (the workers are allowed this run's sandbox address, see _start_children)."""
     from billing.models import BillingIdentity
+    from tenants import secrets as company_secrets
     from tenants.models import Practice
 
     with db.shared_session() as session:
-        slugs = list(session.scalars(select(Practice.slug).where(Practice.status == "active")))
-    connected = []
-    for slug in slugs:
+        practices = list(session.execute(select(Practice.slug, Practice.company_id).where(Practice.status == "active")))
+    connected, stored = [], set()
+    for slug, company_id in practices:
         with db.tenant_session(slug) as session:
             identity = session.get(BillingIdentity, 1)
             if identity is None or not (identity.transport or {}).get("sandbox"):
                 continue
-            identity.transport = identity.transport | {"port": sandbox.port, "host_key_sha256": sandbox.fingerprint}
+            if company_id not in stored:
+                try:
+                    box = company_secrets.SecretBox.from_settings(settings)
+                except company_secrets.SecretsUnavailable as exc:
+                    raise UpError(f"the demo cannot store the sandbox password: {exc.message}") from exc
+                company_secrets.put_secret(session, box, company_id, SANDBOX_SECRET, sandbox.password, user_id=None)
+                stored.add(company_id)
+            # password_env: demo data seeded before credentials became company secrets.
+            kept = {k: v for k, v in identity.transport.items() if k != "password_env"}
+            identity.transport = kept | {
+                "port": sandbox.port, "host_key_sha256": sandbox.fingerprint, "password_secret": SANDBOX_SECRET,
+            }  # fmt: skip
             session.commit()
             connected.append(slug)
     return connected
@@ -398,8 +415,10 @@ def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stac
             logs / "sandbox.log",
         ),
     ]  # fmt: skip
+    # This run's sandbox is an allowed clearinghouse host of the workers (billing.connections).
+    allowed = ",".join([*settings.clearinghouse_hosts, f"{HOST}:{sandbox.port}"])
     env = _child_env(settings) | {
-        SANDBOX_PASSWORD_ENV: sandbox.password,
+        "MEDBILL_CLEARINGHOUSE_HOSTS": allowed,
         "MEDBILL_SANDBOX_ACCOUNTS": f"{SANDBOX_ACCOUNT}:{sandbox.password}",
     }
     say(

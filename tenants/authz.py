@@ -38,6 +38,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "exports:read",
             # Writing off what is owed is a decision about money, kept from the everyday biller role.
             "ledger:write_off",
+            # Where the company's files go and with which credentials (billing.connections, tenants.secrets): a
+            # biller who could point a transport anywhere could send the company's claims and files anywhere.
+            "connections:write",
         }
     ),
     "biller": frozenset(

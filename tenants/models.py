@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -156,6 +157,27 @@ class PasswordReset(SharedBase):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ip: Mapped[str | None] = mapped_column(Text)
+
+
+class CompanySecret(SharedBase):
+    """A billing company's stored credential (an SFTP password or private key), encrypted by tenants.secrets:
+    envelope encryption bound to the company id and the name, so a ciphertext copied to another row never opens.
+    Write-only through the API: names and dates are listed, the value never."""
+
+    __tablename__ = "company_secrets"
+    __table_args__ = (
+        UniqueConstraint("company_id", "name"),
+        CheckConstraint("name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'", name="name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("billing_companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = utcnow_column()
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = utcnow_column()
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class AuditEntry(SharedBase):

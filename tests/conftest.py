@@ -4,6 +4,7 @@ companies, three practices and users of every role."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import secrets
@@ -98,8 +99,9 @@ def s3_bucket(s3_endpoint: str) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url, redis_url, s3_endpoint, s3_bucket, tmp_path_factory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("data")
     return Settings(
-        data_dir=tmp_path_factory.mktemp("data"),
+        data_dir=data_dir,
         database_url=database_url,
         redis_url=redis_url,
         s3_bucket=s3_bucket,
@@ -107,6 +109,11 @@ def settings(database_url, redis_url, s3_endpoint, s3_bucket, tmp_path_factory) 
         s3_region="us-east-1",
         secret_key="test-secret-" + secrets.token_hex(8),
         secure_cookies=False,
+        secrets_key=base64.b64encode(secrets.token_bytes(32)).decode("ascii"),
+        # The tests' SFTP servers listen on loopback; other loopback addresses (127.0.0.2) are off the list.
+        clearinghouse_hosts=("127.0.0.1",),
+        agency_hosts=("127.0.0.1",),
+        directory_transport_root=data_dir / "drops",
     )
 
 
@@ -121,6 +128,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         S3_REGION=settings.s3_region or "",
         MEDBILL_SECRET_KEY=settings.secret_key,
         MEDBILL_DATA_DIR=str(settings.data_dir),
+        MEDBILL_SECRETS_KEY=settings.secrets_key,
+        MEDBILL_CLEARINGHOUSE_HOSTS=",".join(settings.clearinghouse_hosts),
+        MEDBILL_AGENCY_HOSTS=",".join(settings.agency_hosts),
+        MEDBILL_DIRECTORY_TRANSPORT_ROOT=str(settings.directory_transport_root or ""),
         PYTHONPATH=str(PROJECT_ROOT),
     )
     return env

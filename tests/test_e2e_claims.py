@@ -36,6 +36,7 @@ from tests.billing.factories import billing_practice, insured_patient, shared_pa
 from tests.conftest import PROJECT_ROOT
 from tests.s3server import free_port
 from tests.security.logscan import assert_no_phi, practice_phi
+from tests.support.connections import store_secret
 
 SFTP_PASSWORD = "sandbox-secret-1"
 # The workers run with a distinctive S3 secret (moto accepts any) and DEBUG logging: their output is scanned for it.
@@ -64,7 +65,7 @@ def sandbox(tmp_path):
 def _worker_burst(env: dict[str, str], queue: str) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "medbill.cli", "worker", "--burst", "--queue", queue],
-        env=env | {"MEDBILL_TEST_SFTP_PASSWORD": SFTP_PASSWORD, "MEDBILL_LOG_LEVEL": "DEBUG"} | WORKER_S3_ENV,
+        env=env | {"MEDBILL_LOG_LEVEL": "DEBUG"} | WORKER_S3_ENV,
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -99,6 +100,7 @@ def empty_queues_after(services):
 @pytest.mark.timeout(300)
 def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox, empty_queues_after):
     bp = billing_practice(services, factory)
+    store_secret(services, bp.company_slug, "clearinghouse", SFTP_PASSWORD)
     with services.db.tenant_session(bp.slug) as s:
         identity = s.get(BillingIdentity, 1)
         identity.transport = {
@@ -106,7 +108,7 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox, 
             "host": "127.0.0.1",
             "port": sandbox.sftp_port,
             "username": "acme",
-            "password_env": "MEDBILL_TEST_SFTP_PASSWORD",
+            "password_secret": "clearinghouse",
             "host_key_sha256": host_key_fingerprint(sandbox),
         }
         s.commit()
@@ -213,4 +215,5 @@ def test_visit_to_accepted_and_rejected_claims(services, factory, env, sandbox, 
     # No PHI or secrets in what the workers logged at DEBUG over the whole run (issue 7).
     logs = "\n".join(WORKER_LOGS)
     assert "submit_claims" in logs and "DEBUG" in logs  # the capture saw the jobs, at DEBUG
-    assert_no_phi(logs, practice_phi(services, bp.slug) + [SFTP_PASSWORD, S3_SECRET, env["MEDBILL_SECRET_KEY"]])
+    secrets = [SFTP_PASSWORD, S3_SECRET, env["MEDBILL_SECRET_KEY"], env["MEDBILL_SECRETS_KEY"]]
+    assert_no_phi(logs, practice_phi(services, bp.slug) + secrets)

@@ -186,7 +186,7 @@ class BillingIdentity(TenantBase):
     submitter_id: Mapped[str] = mapped_column(String(15), server_default="")  # our id at the clearinghouse (ISA06)
     receiver_id: Mapped[str] = mapped_column(String(15), server_default="")  # the clearinghouse's id (ISA08)
     usage_indicator: Mapped[str] = mapped_column(String(1), server_default="P")  # ISA15: P production, T test
-    # Transport settings (see integrations.clearinghouse.transport_from_settings); secrets by env var name.
+    # Clearinghouse transport settings, validated and used by billing.connections; credentials by company secret name.
     transport: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     updated_at: Mapped[datetime] = utcnow_column()
 

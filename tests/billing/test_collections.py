@@ -26,6 +26,7 @@ from billing.models import (
 )
 from medbill.errors import Conflict, Forbidden, Invalid, NotFound
 from tests.billing.factories import access_for, billing_practice, insured_patient, visit
+from tests.support.connections import admin_access, policy
 
 D = Decimal
 
@@ -263,6 +264,7 @@ def test_placement_export_payment_and_recall(services, factory, setup):
 
 def test_terms_are_validated(services, factory, setup):
     bp, agency, _other, stranger, agency_access = setup
+    admin = admin_access(services, factory, bp.slug, bp.company_slug)
     with services.db.tenant_session(bp.slug) as s:
         with pytest.raises(Invalid) as info:
             collections.set_terms(
@@ -272,19 +274,26 @@ def test_terms_are_validated(services, factory, setup):
         with pytest.raises(Invalid) as info:
             collections.set_terms(s, bp.access, agency.id, {"fee_percent": "120"})
         assert "fee_percent" in info.value.errors
+        # The delivery target is the company admin's to change (billing.connections), and never takes a password.
+        delivery = {"transport": "sftp", "host": "127.0.0.1", "username": "u", "password": "secret"}
+        with pytest.raises(Forbidden):
+            collections.set_terms(s, bp.access, agency.id, {"sftp": delivery}, policy=policy(services))
         with pytest.raises(Invalid) as info:
-            collections.set_terms(s, bp.access, agency.id, {"sftp": {"transport": "sftp", "host": "h", "username": "u",
-                                                                      "password": "secret"}})  # fmt: skip
-        assert "sftp" in info.value.errors
+            collections.set_terms(s, admin, agency.id, {"sftp": delivery}, policy=policy(services))
+        assert "sftp.password" in info.value.errors
         with pytest.raises(NotFound):
             collections.set_terms(s, bp.access, stranger.id, {"fee_percent": "10"})
         with pytest.raises(Forbidden):
             collections.set_terms(s, agency_access, agency.id, {"fee_percent": "10"})
         terms = collections.set_terms(
-            s, bp.access, agency.id,
-            {"fee_percent": "33.5", "sftp": {"transport": "directory", "path": "/tmp/agency-drop"}},
+            s, admin, agency.id,
+            {"fee_percent": "33.5", "sftp": {"transport": "directory", "subdir": "agency-drop"}},
+            policy=policy(services),
         )  # fmt: skip
-        assert terms.fee_percent == D("33.50")
+        assert terms.fee_percent == D("33.50") and terms.sftp == {"transport": "directory", "subdir": "agency-drop"}
+        # A biller changing the fee and sending the delivery back unchanged needs no admin.
+        terms = collections.set_terms(s, bp.access, agency.id, {"fee_percent": "30", "sftp": dict(terms.sftp)})
+        assert terms.fee_percent == D("30.00")
 
 
 def test_placed_accounts_leave_the_statement_cycle_until_recalled(services, factory, setup):

@@ -20,6 +20,7 @@ from tests.billing.factories import billing_practice, insured_patient
 from tests.billing.test_collections import FIXED, owed_visit, statements
 from tests.conftest import PROJECT_ROOT, login
 from tests.sftpserver import start_sftp_server, stop_sftp_server
+from tests.support.connections import admin_access, company_drop, policy, store_secret
 
 
 def _run_worker_burst(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -42,11 +43,13 @@ def test_export_job_in_a_worker_writes_once_and_delivers(client, services, facto
         owed_visit(services, bp, pid, days_ago=days)
         statements(services, bp, pid, 3)
         patients.append(pid)
-    drop = tmp_path / "agency-drop"
+    drop = company_drop(services, bp.company_slug, "agency-drop")
+    admin = admin_access(services, factory, bp.slug, bp.company_slug)
     with services.db.tenant_session(bp.slug) as s:
         collections.set_terms(
-            s, bp.access, agency.id,
-            {"file_format": FIXED, "fee_percent": "20", "sftp": {"transport": "directory", "path": str(drop)}},
+            s, admin, agency.id,
+            {"file_format": FIXED, "fee_percent": "20", "sftp": {"transport": "directory", "subdir": "agency-drop"}},
+            policy=policy(services),
         )  # fmt: skip
         for pid in patients:
             collections.approve(s, bp.access, pid, agency.id)
@@ -106,9 +109,15 @@ def test_failed_delivery_keeps_the_file_available_and_says_why(services, factory
     pid = insured_patient(services, bp, factory)
     owed_visit(services, bp, pid, days_ago=150)
     statements(services, bp, pid, 3)
+    admin = admin_access(services, factory, bp.slug, bp.company_slug)
+    # A drop where a regular file is can never be created: a settings problem, not worth retrying.
+    blocked = company_drop(services, bp.company_slug, "drop")
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("not a directory")
     with services.db.tenant_session(bp.slug) as s:
-        # A drop below a regular file can never be created: a settings problem, not worth retrying.
-        collections.set_terms(s, bp.access, agency.id, {"sftp": {"transport": "directory", "path": "/dev/null/drop"}})
+        collections.set_terms(
+            s, admin, agency.id, {"sftp": {"transport": "directory", "subdir": "drop"}}, policy=policy(services)
+        )
         collections.approve(s, bp.access, pid, agency.id)
         s.commit()
     result = exports_job.export_placements(bp.slug)
@@ -116,16 +125,15 @@ def test_failed_delivery_keeps_the_file_available_and_says_why(services, factory
     assert entry["delivered"] is False
     with services.db.tenant_session(bp.slug) as s:
         export = s.get(AgencyExport, entry["export_id"])
-        assert export.delivered_sftp_at is None and "/dev/null" in export.delivery_error
+        assert export.delivered_sftp_at is None and "directory cannot be created" in export.delivery_error
+        # What the practice sees names no server path (the detail is in the worker's log).
+        assert str(services.settings.directory_transport_root) not in export.delivery_error
         assert services.storage.exists(export.storage_key)
     # Every later run tries the undelivered file again (from storage); once the drop works it arrives, once.
     again = exports_job.export_placements(bp.slug)
     assert again["exports"] == [] and again["redelivered"] == [{"export_id": entry["export_id"], "delivered": False}]
-    drop = tmp_path / "drop"
-    drop.mkdir()
-    with services.db.tenant_session(bp.slug) as s:
-        collections.set_terms(s, bp.access, agency.id, {"sftp": {"transport": "directory", "path": str(drop)}})
-        s.commit()
+    blocked.unlink()  # the operator clears the way
+    drop = blocked
     fixed = exports_job.export_placements(bp.slug)
     assert fixed["redelivered"] == [{"export_id": entry["export_id"], "delivered": True}]
     with services.db.tenant_session(bp.slug) as s:
@@ -154,19 +162,20 @@ def test_sftp_delivery_with_a_pinned_host_key(services, factory, job_runtime, tm
     (root / "keystone" / "inbox").mkdir(parents=True)
     port, fingerprint, proc = start_sftp_server(root, "agency", "s3cret-pass")
     try:
-        monkeypatch.setenv("MEDBILL_TEST_AGENCY_SFTP_PASSWORD", "s3cret-pass")
         bp = billing_practice(services, factory)
+        store_secret(services, bp.company_slug, "keystone-sftp", "s3cret-pass")
         agency = factory.agency([bp.slug])
         pid = insured_patient(services, bp, factory)
         owed_visit(services, bp, pid, days_ago=150)
         statements(services, bp, pid, 3)
         sftp = {
             "transport": "sftp", "host": "127.0.0.1", "port": port, "username": "agency",
-            "password_env": "MEDBILL_TEST_AGENCY_SFTP_PASSWORD", "host_key_sha256": fingerprint,
+            "password_secret": "keystone-sftp", "host_key_sha256": fingerprint,
             "inbox": "keystone/inbox", "timeout": 5,
         }  # fmt: skip
+        admin = admin_access(services, factory, bp.slug, bp.company_slug)
         with services.db.tenant_session(bp.slug) as s:
-            collections.set_terms(s, bp.access, agency.id, {"sftp": sftp})
+            collections.set_terms(s, admin, agency.id, {"sftp": sftp}, policy=policy(services))
             collections.approve(s, bp.access, pid, agency.id)
             s.commit()
         (entry,) = exports_job.export_placements(bp.slug, agency.id)["exports"]

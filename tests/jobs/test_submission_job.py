@@ -20,6 +20,7 @@ from integrations.sandbox.server import host_key_fingerprint
 from tests.billing.factories import billing_practice, insured_patient, visit
 from tests.conftest import PROJECT_ROOT, run_cli
 from tests.s3server import free_port
+from tests.support.connections import store_secret
 
 PASSWORD = "retry-secret-1"
 
@@ -45,14 +46,15 @@ def test_failed_transmission_is_retried_with_the_same_file(services, factory, en
     with services.db.tenant_session(bp.slug) as s:
         s.get(BillingIdentity, 1).transport = {
             "transport": "sftp", "host": "127.0.0.1", "port": port, "username": "acme",
-            "password_env": "MEDBILL_TEST_SFTP_PASSWORD", "host_key_sha256": host_key_fingerprint(config),
+            "password_secret": "clearinghouse", "host_key_sha256": host_key_fingerprint(config),
         }  # fmt: skip
         s.commit()
+    store_secret(services, bp.company_slug, "clearinghouse", PASSWORD)
     claim_ids = _ready_claims(services, bp, factory)
     job = services.dispatcher.enqueue_now("submission", "jobs.submission.submit_claims", bp.slug, None, None)
     worker = subprocess.Popen(
         [sys.executable, "-m", "medbill.cli", "worker", "--queue", "submission"],
-        env=env | {"MEDBILL_TEST_SFTP_PASSWORD": PASSWORD},
+        env=env,
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
