@@ -46,6 +46,8 @@ class PatientPaymentIn(Schema):
     # A client's key that makes a retried post add nothing.
     posting_key = fields.String(load_default=None, validate=validate.Length(min=1, max=150))
     note = fields.String(load_default="", validate=validate.Length(max=2000))
+    # A check with the number and amount of one already posted for the patient that day answers 409 unless true.
+    confirm_duplicate = fields.Boolean(load_default=False)
 
 
 class PatientRefundIn(Schema):
@@ -320,6 +322,7 @@ def post_payment(body, slug: str, patient_id: int):
         session, patient_id, body["amount"], method=body["method"], reference=body["reference"],
         received_on=body["received_on"] or date.today(), user_id=access().user_id, source_type="user",
         posting_key=body["posting_key"], claim_line_ids=body["claim_line_ids"], note=body["note"], access=access(),
+        confirm_duplicate=body["confirm_duplicate"],
     )  # fmt: skip
     out = _payment(payment)
     session.commit()

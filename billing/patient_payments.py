@@ -264,6 +264,36 @@ def _check_common(amount: Decimal, method: str, source_type: str) -> Decimal:
     return amount
 
 
+def posted_under_key(session: Session, posting_key: str) -> PatientPayment | None:
+    """The payment or refund already posted under `posting_key` (a retried job, a form submitted twice), if any."""
+    return session.scalar(select(PatientPayment).where(PatientPayment.posting_key == posting_key))
+
+
+def _refuse_duplicate_check(
+    session: Session, patient_id: int, amount: Decimal, reference: str, received_on: date
+) -> None:
+    """The same check number for the same amount from the same patient on the same day is almost always one check
+    entered twice (two billers, a batch entered again): refused unless the caller confirms it is a second check."""
+    same = session.scalar(
+        select(PatientPayment.id).where(
+            PatientPayment.patient_id == patient_id,
+            PatientPayment.kind == "payment",
+            PatientPayment.method == "check",
+            PatientPayment.reference == reference[:100],
+            PatientPayment.amount == amount,
+            PatientPayment.received_on == received_on,
+        )
+    )
+    if same is not None:
+        raise Conflict(
+            f"check {reference} for {amount} received on {received_on.isoformat()} is already posted for this "
+            f"patient (payment {same}); confirm that this is a second check to post it",
+            errors={"reference": [f"check {reference} for {amount} on {received_on.isoformat()} is already posted "
+                                  f"(payment {same})"]},  # fmt: skip
+            code="duplicate_check",
+        )
+
+
 def post_patient_payment(
     session: Session,
     patient_id: int,
@@ -279,10 +309,13 @@ def post_patient_payment(
     claim_line_ids: list[int] | None = None,
     note: str = "",
     access: PracticeAccess | None = None,
+    confirm_duplicate: bool = False,
 ) -> PatientPayment:
     """Post a patient payment: the patient's existing credit is applied first, then this payment, oldest date of
     service first over the patient parts (or over the chosen lines only); the excess becomes credit. With a
-    `posting_key`, posting again returns the first payment and adds nothing. Counts toward an active payment plan."""
+    `posting_key`, posting again returns the first payment and adds nothing. Counts toward an active payment plan.
+    A check whose number and amount were already posted for the patient that day is refused (Conflict, code
+    `duplicate_check`) unless `confirm_duplicate`."""
     amount = _check_common(amount, method, source_type)
     _lock_patient(session, patient_id)
     if posting_key is not None:
@@ -291,6 +324,8 @@ def post_patient_payment(
             if existing.patient_id != patient_id or existing.amount != amount or existing.kind != "payment":
                 raise Conflict(f"posting key {posting_key!r} was used for a different payment")
             return existing
+    if method == "check" and reference.strip() and not confirm_duplicate:
+        _refuse_duplicate_check(session, patient_id, amount, reference.strip(), received_on)
     chosen: list[PatientLine] | None = None
     if claim_line_ids:
         # Any claim line billing a service names its account (a secondary claim's line as well as the primary's).

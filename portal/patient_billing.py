@@ -10,13 +10,23 @@ writes audit themselves in the services."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from billing import patient_payments, payment_plans, statements
 from billing.models import Patient, PaymentPlan, StatementRun
@@ -38,7 +48,20 @@ def _choices(pairs) -> list[SelectChoice]:
 TEMPLATES = "portal/patient_billing/"
 
 
+def _form_token() -> HiddenField:
+    """A one-time token rendered into each payment or refund form: the posting is keyed by it, so a form submitted
+    twice (a double click, two tabs, a resubmit after Back) posts once."""
+    stale = "This form is out of date: reload the page and enter it again."
+    return HiddenField(validators=[DataRequired(stale), Regexp(r"^[A-Za-z0-9_-]{16,64}$", message=stale)])
+
+
+def new_form_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
 class PaymentForm(FlaskForm):
+    form_token = _form_token()
+    confirm_duplicate = BooleanField("This is a second check with the same number and amount", default=False)
     amount = MoneyField("Amount", places=2, validators=[DataRequired("Enter the amount."),
                                                           NumberRange(min=0.01, message="More than 0.")])  # fmt: skip
     method = SelectField("Method", choices=_choices(METHODS))
@@ -49,6 +72,7 @@ class PaymentForm(FlaskForm):
 
 
 class RefundForm(FlaskForm):
+    form_token = _form_token()
     amount = MoneyField("Amount", places=2, validators=[DataRequired("Enter the amount."),
                                                           NumberRange(min=0.01, message="More than 0.")])  # fmt: skip
     method = SelectField("Method", choices=_choices(METHODS))
@@ -243,7 +267,7 @@ def _render_account(access: PracticeAccess, patient_id: int, *, payment=None, re
     payments = patient_payments.list_payments(s, patient_id)
     audit.record_access(s, access, "patient_account", patient_id, "read")
     s.commit()
-    payment = payment or PaymentForm(formdata=None, received_on=date.today())
+    payment = payment or PaymentForm(formdata=None, received_on=date.today(), form_token=new_form_token())
     payment.claim_line_ids.choices = [
         SelectChoice(
             ln.claim_line_id,
@@ -263,7 +287,7 @@ def _render_account(access: PracticeAccess, patient_id: int, *, payment=None, re
         payments=payments,
         can_pay=_may(access, "payments:write"),
         payment=payment,
-        refund=refund or RefundForm(formdata=None),
+        refund=refund or RefundForm(formdata=None, form_token=new_form_token()),
         plan=plan or PlanForm(formdata=None, total=acct.patient_due or None, start_date=date.today()),
         cancel=CancelForm(formdata=None),
         pdf_url=lambda st: url_for("portal.statement_pdf", slug=access.slug, patient_id=patient_id, statement_id=st.id),
@@ -287,6 +311,21 @@ def _refused(s, exc: DomainError) -> None:
     flash(f"Nothing was posted: {exc.message}{' (' + detail + ')' if detail else ''}.", "error")
 
 
+def _posting_key(access: PracticeAccess, form_token: str) -> str:
+    return f"portal-form:{access.user_id}:{form_token}"
+
+
+def _already_posted(s, key: str, slug: str, patient_id: int) -> bool:
+    """A form submitted again after it was posted: say so instead of posting (a concurrent second submit is caught
+    by the posting key itself, under the patient's lock)."""
+    done = patient_payments.posted_under_key(s, key)
+    if done is None:
+        return False
+    flash(f"This form was already submitted: {done.kind} {done.id} of ${done.amount:,.2f} is posted; nothing more "
+          "was posted.", "info")  # fmt: skip
+    return True
+
+
 @bp.post("/practices/<slug>/patients/<id:patient_id>/payments")
 def patient_payment_post(slug: str, patient_id: int):
     access = _access(slug, "payments:write")
@@ -296,13 +335,21 @@ def patient_payment_post(slug: str, patient_id: int):
     if not form.validate_on_submit():
         return _render_account(access, patient_id, payment=form, status=422)
     get_patient(s, access, patient_id)
+    key = _posting_key(access, form.form_token.data)
+    if _already_posted(s, key, slug, patient_id):
+        return _back(slug, patient_id)
     try:
         p = patient_payments.post_patient_payment(
             s, patient_id, form.amount.data, method=form.method.data, reference=(form.reference.data or "").strip(),
             received_on=form.received_on.data or date.today(), user_id=access.user_id, source_type="portal",
             claim_line_ids=form.claim_line_ids.data or None, note=(form.note.data or "").strip(), access=access,
+            posting_key=key, confirm_duplicate=form.confirm_duplicate.data,
         )  # fmt: skip
     except DomainError as exc:
+        if exc.code == "duplicate_check":
+            s.rollback()
+            form.reference.errors = list(form.reference.errors) + [exc.message + " (tick the box below)."]
+            return _render_account(access, patient_id, payment=form, status=409)
         _refused(s, exc)
         return _back(slug, patient_id)
     applied = sum((a.amount for a in p.applications), 0)
@@ -321,11 +368,14 @@ def patient_refund_post(slug: str, patient_id: int):
     if not form.validate_on_submit():
         return _render_account(access, patient_id, refund=form, status=422)
     get_patient(s, access, patient_id)
+    key = _posting_key(access, form.form_token.data)
+    if _already_posted(s, key, slug, patient_id):
+        return _back(slug, patient_id)
     try:
         r = patient_payments.refund(
             s, patient_id, form.amount.data, method=form.method.data, reference=(form.reference.data or "").strip(),
             refunded_on=date.today(), user_id=access.user_id, source_type="portal",
-            note=(form.note.data or "").strip(), access=access,
+            note=(form.note.data or "").strip(), access=access, posting_key=key,
         )  # fmt: skip
     except DomainError as exc:
         _refused(s, exc)

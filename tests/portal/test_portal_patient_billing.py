@@ -6,6 +6,7 @@ written; a doctor cannot see accounts and an agency user sees only placed accoun
 from __future__ import annotations
 
 import re
+import threading
 from html import unescape
 
 import pytest
@@ -24,6 +25,12 @@ def text(response) -> str:
 
 def _token(response) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
+def _form_token(response, form: str) -> str:
+    """The one-time token of the page's payment or refund form."""
+    html = response.get_data(as_text=True)
+    return re.search(rf'<input[^>]*id="{form}-form-token"[^>]*value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +64,20 @@ def test_payment_refund_and_plan_through_the_account_page(services, factory, bp,
     page = biller.get(url)
     assert page.status_code == 200 and "Patient owes now $25.00" in text(page)
     r = biller.post(f"/practices/{bp.slug}/patients/{patient}/payments", data={
-        "csrf_token": _token(page), "amount": "30.00", "method": "check", "reference": "5521",
-        "received_on": "2026-11-20"}, follow_redirects=True)  # fmt: skip
+        "csrf_token": _token(page), "form_token": _form_token(page, "payment"), "amount": "30.00", "method": "check",
+        "reference": "5521", "received_on": "2026-11-20"}, follow_redirects=True)  # fmt: skip
     assert "Payment of $30.00 posted: $25.00 applied, $5.00 kept as credit" in text(r)
     assert "Credit $5.00" in text(r)
     with services.db.tenant_session(bp.slug) as s:
         assert [ledger.line_balance(s, i).patient for i in lines] == [0, 0]
     refunds = f"/practices/{bp.slug}/patients/{patient}/refunds"
     bad = biller.post(
-        refunds, data={"csrf_token": _token(r), "amount": "9.00", "method": "check"}, follow_redirects=True
-    )
+        refunds, data={"csrf_token": _token(r), "form_token": _form_token(r, "refund"), "amount": "9.00",
+                       "method": "check"}, follow_redirects=True,
+    )  # fmt: skip
     assert "Nothing was posted: only 5.00 is refundable" in text(bad)
-    r = biller.post(refunds, data={"csrf_token": _token(r), "amount": "5.00", "method": "check"}, follow_redirects=True)
+    r = biller.post(refunds, data={"csrf_token": _token(r), "form_token": _form_token(bad, "refund"), "amount": "5.00",
+                                   "method": "check"}, follow_redirects=True)  # fmt: skip
     assert "Refund of $5.00 recorded" in text(r) and "Credit $0.00" in text(r)
     invalid = biller.post(f"/practices/{bp.slug}/patients/{patient}/payment-plans", data={
         "csrf_token": _token(r), "total": "", "installment_amount": "10", "frequency": "monthly",
@@ -83,6 +92,74 @@ def test_payment_refund_and_plan_through_the_account_page(services, factory, bp,
     r = biller.post(f"/practices/{bp.slug}/payment-plans/{plan.id}/cancel",
                     data={"csrf_token": _token(r), "reason": "changed mind"}, follow_redirects=True)  # fmt: skip
     assert "Payment plan cancelled" in text(r) and "Cancelled plan" in text(r)
+
+
+def _payments_of(services, slug: str, patient: int) -> list:
+    from billing.models import PatientPayment
+
+    with services.db.tenant_session(slug) as s:
+        rows = s.scalars(select(PatientPayment).where(PatientPayment.patient_id == patient).order_by(PatientPayment.id))
+        return [(p.kind, str(p.amount), p.reference) for p in rows]
+
+
+def _signed_in_biller(app, bp):
+    client = app.test_client()
+    portal_login(client, bp.biller_email)
+    client.post("/practice", data={"practice": bp.slug, "csrf_token": _token(client.get("/home"))})
+    return client
+
+
+def test_one_payment_form_posts_once_however_often_it_is_sent(app, services, factory, bp):
+    """Two tabs (two sessions of the biller) send the same rendered form at the same moment, then the form is sent
+    again after Back: one payment. A form without its one-time token is refused."""
+    patient = insured_patient(services, bp, factory)
+    owed_visit(services, bp, patient, days_ago=40)
+    url = f"/practices/{bp.slug}/patients/{patient}/account"
+    pay_url = f"/practices/{bp.slug}/patients/{patient}/payments"
+    tabs = [_signed_in_biller(app, bp) for _ in range(2)]
+    pages = [tab.get(url) for tab in tabs]
+    form_token = _form_token(pages[0], "payment")
+    data = {"form_token": form_token, "amount": "12.00", "method": "cash", "received_on": "2026-11-20"}
+    barrier = threading.Barrier(2)
+    codes: list[int] = []
+
+    def send(tab, page) -> None:
+        barrier.wait()
+        codes.append(tab.post(pay_url, data=data | {"csrf_token": _token(page)}).status_code)
+
+    threads = [threading.Thread(target=send, args=(tab, page)) for tab, page in zip(tabs, pages, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert codes == [302, 302]
+    assert _payments_of(services, bp.slug, patient) == [("payment", "12.00", "")]
+    again = tabs[0].post(pay_url, data=data | {"csrf_token": _token(pages[0])}, follow_redirects=True)
+    assert "This form was already submitted" in text(again) and "nothing more was posted" in text(again)
+    stale = tabs[0].post(pay_url, data=data | {"csrf_token": _token(pages[0]), "form_token": ""})
+    assert stale.status_code == 422 and "This form is out of date" in text(stale)
+    assert len(_payments_of(services, bp.slug, patient)) == 1
+
+
+def test_the_same_check_twice_on_one_day_needs_a_confirmation(app, services, factory, bp, biller):
+    patient = insured_patient(services, bp, factory)
+    owed_visit(services, bp, patient, days_ago=40)
+    url = f"/practices/{bp.slug}/patients/{patient}/account"
+    pay_url = f"/practices/{bp.slug}/patients/{patient}/payments"
+    check = {"amount": "10.00", "method": "check", "reference": "7781", "received_on": "2026-11-21"}
+    page = biller.get(url)
+    biller.post(pay_url, data=check | {"csrf_token": _token(page), "form_token": _form_token(page, "payment")})
+    page = biller.get(url)  # a new form: another biller enters the same check
+    form = check | {"csrf_token": _token(page), "form_token": _form_token(page, "payment")}
+    refused = biller.post(pay_url, data=form)
+    assert refused.status_code == 409
+    assert "check 7781 for 10.00 received on 2026-11-21 is already posted" in text(refused)
+    assert 'value="7781"' in refused.get_data(as_text=True) and "second check with the same number" in text(refused)
+    assert _payments_of(services, bp.slug, patient) == [("payment", "10.00", "7781")]
+    # Another day's or another amount's check is not a duplicate; a confirmed second check posts.
+    confirmed = biller.post(pay_url, data=form | {"confirm_duplicate": "y"}, follow_redirects=True)
+    assert "Payment of $10.00 posted" in text(confirmed)
+    assert _payments_of(services, bp.slug, patient) == [("payment", "10.00", "7781")] * 2
 
 
 def test_statement_run_from_the_portal(services, factory, bp, biller):
