@@ -48,6 +48,12 @@ HOST = "127.0.0.1"
 HEALTH_PATH = "/api/v1/health"
 HEALTH_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+# A child that dies is started again after 1, 2, 4… s; one that dies this often within RESTART_WINDOW is a crash loop
+# (a broken install, a bad setting) and stops the run instead.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
+# How often the supervisor checks that the embedded PostgreSQL and Valkey still answer.
+SERVER_CHECK_SECONDS = 3.0
 WEB_PROCESSES = 2
 _LOG_TAIL_LINES = 25
 # urllib without proxies: a developer's HTTP(S)_PROXY must not intercept requests to our own loopback server.
@@ -82,6 +88,7 @@ class _Child:
     log_path: Path
     proc: subprocess.Popen | None = None
     log_offset: int = 0
+    restarts: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +98,9 @@ class _Stack:
     postgres: EmbeddedPostgres | None = None
     valkey: EmbeddedValkey | None = None
     children: list[_Child] = field(default_factory=list)
+    # What the children are started with, kept so that the supervisor can start one again the same way.
+    child_env: dict[str, str] = field(default_factory=dict)
+    data_dir: Path | None = None
 
 
 # ------------------------------------------------------------------------------------------------ entry point
@@ -158,17 +168,15 @@ def _start_and_supervise(settings: Settings, *, port: int, workers: int, demo: b
         if database_url is None:
             stack.postgres = EmbeddedPostgres(data_dir, log=say)
             database_url = stack.postgres.start()
+            stack.postgres.port = _url_port(database_url)  # a restart comes back where the children look
         redis_url = settings.redis_url
         if redis_url is None:
             stack.valkey = EmbeddedValkey(data_dir, log=say)
             # Valkey runs in our process group (medbill.embedded starts it), so a terminal Ctrl-C would reach it
             # too and stop it under the running workers. The blocked-signal mask survives exec: it ignores the
             # terminal's SIGINT and is stopped by us, in order, with SIGTERM.
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
-                redis_url = stack.valkey.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            redis_url = _start_valkey(stack.valkey)
+            stack.valkey.port = _url_port(redis_url)
         else:
             _check_redis(redis_url)
         settings = settings.with_(database_url=database_url, redis_url=redis_url)
@@ -398,6 +406,23 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _url_port(url: str) -> int | None:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).port
+
+
+def _start_valkey(valkey: EmbeddedValkey) -> str:
+    # Valkey runs in our process group (medbill.embedded starts it), so a terminal Ctrl-C would reach it too and stop
+    # it under the running workers. The blocked-signal mask survives exec: it ignores the terminal's SIGINT and is
+    # stopped by us, in order, with SIGTERM.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return valkey.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stack, sandbox: SandboxSetup) -> None:
     logs = settings.data_dir / "logs"
     logs.mkdir(exist_ok=True)
@@ -425,21 +450,27 @@ def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stac
         f"Starting web on {HOST}:{port}, {workers} worker(s), the scheduler and the sandbox clearinghouse "
         f"(SFTP {HOST}:{sandbox.port}; logs: {logs})."
     )
+    stack.child_env = env
+    stack.data_dir = settings.data_dir
     for child in children:
-        child.log_offset = child.log_path.stat().st_size if child.log_path.exists() else 0
-        with open(child.log_path, "ab") as log:
-            log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} medbill up starts {child.name}\n".encode())
-            log.flush()
-            child.proc = subprocess.Popen(
-                child.cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # own process group, no terminal: signals come from us only
-            )
         stack.children.append(child)
-        _record_children(settings.data_dir, stack)
+        _spawn(child, stack)
+
+
+def _spawn(child: _Child, stack: _Stack) -> None:
+    child.log_offset = child.log_path.stat().st_size if child.log_path.exists() else 0
+    with open(child.log_path, "ab") as log:
+        log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} medbill up starts {child.name}\n".encode())
+        log.flush()
+        child.proc = subprocess.Popen(
+            child.cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=stack.child_env,
+            start_new_session=True,  # own process group, no terminal: signals come from us only
+        )
+    _record_children(stack.data_dir, stack)
 
 
 def _record_children(data_dir: Path, stack: _Stack) -> None:
@@ -525,13 +556,60 @@ def _get(url: str) -> tuple[int | None, str]:
 
 
 def _supervise(stack: _Stack) -> int:
+    """Until Ctrl-C or SIGTERM: a child that dies is started again (with backoff; a crash loop stops the run), and
+    an embedded server that stops answering is started again on its port, so that an outage of Redis or PostgreSQL
+    is an outage of what needs it, not the end of the service."""
+    next_check = time.monotonic() + SERVER_CHECK_SECONDS
     while True:
         dead = _died(stack)
         if dead is not None:
             _report_death(dead, "unexpectedly")
-            say("Stopping everything.")
-            return 1
+            if not _restart(dead, stack):
+                say("Stopping everything.")
+                return 1
+        if time.monotonic() >= next_check:
+            _revive_servers(stack)
+            next_check = time.monotonic() + SERVER_CHECK_SECONDS
         time.sleep(0.5)
+
+
+def _restart(child: _Child, stack: _Stack) -> bool:
+    now = time.monotonic()
+    child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW]
+    if len(child.restarts) >= MAX_RESTARTS:
+        say(f"error: {child.name} exited {len(child.restarts) + 1} times within {RESTART_WINDOW:.0f}s: not starting "
+            "it again.")  # fmt: skip
+        return False
+    delay = 2 ** len(child.restarts)
+    child.restarts.append(now)
+    say(f"Starting {child.name} again in {delay}s (restart {len(child.restarts)} within {RESTART_WINDOW:.0f}s).")
+    time.sleep(delay)
+    _spawn(child, stack)
+    return True
+
+
+def _answers(port: int | None) -> bool:
+    if port is None:
+        return True
+    try:
+        with socket.create_connection((HOST, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _revive_servers(stack: _Stack) -> None:
+    servers = (("Valkey (Redis)", stack.valkey, _start_valkey), ("PostgreSQL", stack.postgres, lambda pg: pg.start()))
+    for name, server, start in servers:
+        if server is None or _answers(server.port):
+            continue
+        say(f"{name} on port {server.port} does not answer: starting it again.")
+        try:
+            start(server)
+        except (EmbeddedError, OSError) as exc:
+            say(f"error: {name} did not start again ({exc}); trying again in {SERVER_CHECK_SECONDS:.0f}s.")
+        else:
+            say(f"{name} is back on port {server.port}.")
 
 
 # ----------------------------------------------------------------------------------------------- shutdown

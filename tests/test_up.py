@@ -88,12 +88,12 @@ def _login(port: int, email: str) -> str:
 class Up:
     """One `medbill up` subprocess with its output in a file."""
 
-    def __init__(self, data_dir: Path, port: int, run: int) -> None:
+    def __init__(self, data_dir: Path, port: int, run: int, *args: str) -> None:
         self.port = port
         self.out_path = data_dir.parent / f"{data_dir.name}-up-{run}.out"
         with open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "medbill.cli", "up", "--port", str(port), "--workers", "1"],
+                [sys.executable, "-m", "medbill.cli", "up", "--port", str(port), "--workers", "1", *args],
                 env=_env(data_dir),
                 cwd=PROJECT_ROOT,
                 stdin=subprocess.DEVNULL,
@@ -259,4 +259,60 @@ def test_up_starts_everything_seeds_demo_and_restarts_on_same_data() -> None:
         for path in data_dir.parent.glob(f"{data_dir.name}-up-*.out"):
             path.unlink()
         # As root this removes the files owned by the PostgreSQL system user too.
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _child_pid(data_dir: Path, name: str) -> int:
+    return next(c["pid"] for c in json.loads((data_dir / "run" / "children.json").read_text()) if c["name"] == name)
+
+
+def _wait(what: str, up: Up, check, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert up.proc.poll() is None, f"medbill up exited with {up.proc.returncode}:\n{up.output()}"
+        assert time.monotonic() < deadline, f"{what} within {timeout}s:\n{up.output()}"
+        time.sleep(0.5)
+
+
+def test_up_survives_a_redis_outage_and_restarts_a_failed_child() -> None:
+    """Valkey killed under `medbill up`: the service keeps answering (503 naming what is away), the supervisor
+    starts Valkey again on its port and everything recovers without a restart: a job queued afterwards runs. A worker
+    killed outright is started again."""
+    from redis import Redis
+    from rq import Queue
+
+    data_dir = Path(tempfile.mkdtemp(prefix="medbill-up-faults-"))
+    os.chmod(data_dir, 0o755)  # see the first test: PostgreSQL may run as medbill-pg
+    port = _free_port()
+    up = Up(data_dir, port, 1, "--no-demo")
+    try:
+        up.wait_healthy()
+        valkey = json.loads((data_dir / "valkey" / "server.json").read_text())
+        os.kill(int(valkey["pid"]), signal.SIGKILL)
+        # While it is away the web answers (health names what is away) instead of hanging or exiting.
+        seen: list[int | None] = []
+        _wait("no answer from the web while Redis was away", up, lambda: seen.append(_health(port)) or seen[-1] == 503,
+              timeout=20)  # fmt: skip
+        _wait("Valkey was not started again", up, lambda: "Valkey (Redis) is back on port" in up.output())
+        _wait("no healthy answer after Redis came back", up, lambda: _health(port) == 200)
+        assert int(json.loads((data_dir / "valkey" / "server.json").read_text())["port"]) == int(valkey["port"])
+
+        password = (data_dir / "valkey" / "password").read_text().strip()
+        redis = Redis(host="127.0.0.1", port=int(valkey["port"]), password=password)
+        job = Queue("default", connection=redis).enqueue("os.getpid")
+        _wait("a job queued after the outage did not run", up, lambda: job.get_status(refresh=True) == "finished")
+
+        worker = _child_pid(data_dir, "worker-1")
+        os.kill(worker, signal.SIGKILL)
+        _wait("the killed worker was not started again", up, lambda: _child_pid(data_dir, "worker-1") != worker)
+        assert "worker-1 exited unexpectedly" in up.output() and "Starting worker-1 again" in up.output()
+        job = Queue("default", connection=redis).enqueue("os.getpid")
+        _wait("the restarted worker did not run a job", up, lambda: job.get_status(refresh=True) == "finished")
+        assert up.proc.poll() is None
+        assert up.stop() == 0
+        _assert_all_stopped(up, data_dir)
+    finally:
+        if up.proc.poll() is None:
+            up.stop(signal.SIGTERM)
+        _kill_leftovers(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
