@@ -18,6 +18,7 @@ from billing import agency_formats, collections, connections
 from integrations.storage import StorageError
 from medbill.errors import Invalid
 from medbill.input_limits import upload_limit
+from tenants.audit import mask_secrets
 
 blp = Blueprint(
     "collections",
@@ -246,7 +247,7 @@ def _agency_out(session, agency) -> dict:
         "file_format": collections.format_config(agency, terms),
         "report_format": collections.report_format_config(agency, terms),
         "format_source": source,
-        "sftp": connections.mask(terms.sftp) if terms and terms.sftp else None,
+        "sftp": mask_secrets(terms.sftp) if terms and terms.sftp else None,
     }
 
 

@@ -26,6 +26,7 @@ from billing.models import (
 )
 from billing.money import AMOUNT_RULE, MAX_AMOUNT, entered_amount
 from medbill.errors import NotFound
+from tenants.audit import mask_secrets
 
 blp = Blueprint(
     "setup",
@@ -245,7 +246,7 @@ class BillingIdentityOut(Schema):
     submitter_id = fields.String(required=True)
     receiver_id = fields.String(required=True)
     usage_indicator = fields.String(required=True)
-    transport = fields.Function(lambda identity: connections.mask(identity.transport or {}), required=True)
+    transport = fields.Function(lambda identity: mask_secrets(identity.transport or {}), required=True)
     updated_at = fields.DateTime(required=True)
 
 
