@@ -14,6 +14,7 @@ Two things RQ's own worker does not do, and why:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import logging
@@ -137,6 +138,8 @@ def run_worker(
                 return worked
             reason = "its loop ended (see above)"
         except RedisError as exc:
+            if worker is not None:
+                _stop_scheduler(worker)
             if burst or (worker is not None and worker.medbill_stop_requested):
                 raise
             reason = f"Redis: {type(exc).__name__}: {exc}"
@@ -146,6 +149,20 @@ def run_worker(
         if not _wait_for_redis(redis, pause):
             return worked
         pause = min(pause * 2, RECONNECT_MAX_PAUSE)
+
+
+def _stop_scheduler(worker: MedbillWorker) -> None:
+    """A worker that ended on a Redis error never reached its teardown: its scheduler process (a non-daemon child)
+    would keep running, and at exit multiprocessing waits for it, so a later SIGTERM never ended the worker."""
+    process = getattr(getattr(worker, "scheduler", None), "_process", None)
+    if process is None or process.pid is None:
+        return
+    with contextlib.suppress(OSError):
+        os.kill(process.pid, signal.SIGTERM)
+    process.join(5)
+    if process.is_alive():
+        process.kill()
+        process.join(5)
 
 
 def _wait_for_redis(redis: Redis, pause: float) -> bool:
