@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask, g, request
 from flask_smorest import Api
@@ -86,7 +87,9 @@ class MedbillApi(Api):
 def create_app(settings: Settings | None = None) -> Flask:
     settings = (settings or Settings.from_env()).ensure_secret_key()
     configure_logging(settings.log_level)
-    app = Flask("medbill", template_folder=None)
+    # root_path explicitly: started from a directory holding a folder named `medbill` (the parent of a clone), that
+    # folder is first on sys.path and `medbill` can resolve to it as a namespace package, which has no root path.
+    app = Flask("medbill", template_folder=None, root_path=str(Path(__file__).resolve().parent))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_NAME="medbill_session",

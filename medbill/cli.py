@@ -20,12 +20,22 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+def _servers(settings: Settings, *, database: bool = True, redis: bool = True) -> Settings:
+    """Without DATABASE_URL / REDIS_URL, the embedded servers `medbill up` runs on the data directory (MEDBILL_DATA_DIR,
+    default ./var): one service, one CLI. Not running is a one-line error, never a start (see config)."""
+    from medbill.config import with_embedded_servers
+    from medbill.embedded import EmbeddedError
+
+    try:
+        return with_embedded_servers(settings, database=database, redis=redis)
+    except EmbeddedError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _db(settings: Settings):
     from medbill.services import make_database
 
-    if not settings.database_url:
-        raise click.ClickException("DATABASE_URL is not set (or run `medbill up` for the embedded default)")
-    return make_database(settings)
+    return make_database(_servers(settings, redis=False))
 
 
 @click.group()
@@ -62,9 +72,7 @@ def worker(queues: tuple[str, ...], burst: bool) -> None:
     """Run one RQ worker."""
     from jobs.worker import run_worker
 
-    settings = _settings()
-    if not settings.redis_url:
-        raise click.ClickException("REDIS_URL is not set")
+    settings = _servers(_settings(), database=False)
     configure_logging(settings.log_level)
     run_worker(settings.redis_url, list(queues) or None, burst=burst)
 
@@ -76,7 +84,7 @@ def scheduler() -> None:
     from jobs.schedule import run_scheduler
     from medbill.services import make_redis
 
-    settings = _settings()
+    settings = _servers(_settings(), database=False)
     configure_logging(settings.log_level)
     dispatcher = Dispatcher(make_redis(settings))
     stop = threading.Event()

@@ -166,3 +166,23 @@ def _normalise_db_url(url: str | None) -> str | None:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def with_embedded_servers(settings: Settings, *, database: bool = True, redis: bool = True) -> Settings:
+    """``settings`` with the URLs of the embedded servers ``medbill up`` runs on its data directory filled in where
+    DATABASE_URL / REDIS_URL are not set (read from the recorded ports and passwords there).
+
+    Raises medbill.embedded.EmbeddedError (one line, naming the data directory and `medbill up`) when they are not
+    running: a one-off command does not start servers of its own, which would outlive it or be stopped under a
+    later `medbill up`."""
+    from medbill.embedded import EmbeddedPostgres, EmbeddedValkey
+
+    def quiet(_message: str) -> None:
+        return None
+
+    changes: dict[str, str] = {}
+    if database and settings.database_url is None:
+        changes["database_url"] = EmbeddedPostgres(settings.data_dir, log=quiet).running_url()
+    if redis and settings.redis_url is None:
+        changes["redis_url"] = EmbeddedValkey(settings.data_dir, log=quiet).running_url()
+    return replace(settings, **changes) if changes else settings

@@ -4,16 +4,22 @@ This module owns:
 
 * the on-disk layout it creates under the caller's data directory:
   ``postgres/cluster`` (the database cluster), ``postgres/log/postgres.log``, ``postgres/runtime``
-  (a private copy of the PostgreSQL binaries, only when running as root) and ``valkey/`` (append-only
+  (a private copy of the PostgreSQL binaries, only when running as root), ``postgres/port`` and
+  ``valkey/port`` (the ports chosen on first start and reused later) and ``valkey/`` (append-only
   data, log and a small state file);
+* when running as root and the PostgreSQL system user cannot reach the data directory (a checkout under a
+  0700 home), a cluster home of its own outside it: ``/var/lib/medbill-pg/<hash of the data dir>/`` (or
+  ``/var/tmp/medbill-pg/...``, or under ``MEDBILL_PG_CLUSTER_HOME``) holding ``cluster``, ``log`` and
+  ``runtime``, recorded in ``postgres/cluster_home`` so that every later start uses the same cluster;
+* finding the servers ``medbill up`` runs for a data directory (``running_url``), for the other commands;
 * the lifecycle of both server processes: first-time initialisation, start, readiness wait, stop, and
   reuse of a server left running by an earlier run on the same data directory;
 * when running as root, the unprivileged system user PostgreSQL runs as (``medbill-pg`` by default,
   ``MEDBILL_PG_SYSTEM_USER`` to override), which it creates on first use.
 
 It does not own the data directory's parents or anything outside the directories it creates, and it never
-changes their permissions: when the PostgreSQL system user cannot reach the data directory it raises
-:class:`EmbeddedError` saying which directory blocks it and what the operator can do.
+changes their permissions: when neither the data directory nor a cluster home is reachable by the PostgreSQL
+system user it raises :class:`EmbeddedError` saying which directory blocks it and what the operator can do.
 
 Both servers listen on 127.0.0.1 only and require a password generated on first use and kept in the data
 directory (``postgres/password``, ``valkey/password``, mode 0600): other local users of the machine cannot reach
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -45,6 +52,10 @@ __all__ = ["EmbeddedError", "EmbeddedPostgres", "EmbeddedValkey"]
 
 DEFAULT_PG_SYSTEM_USER = "medbill-pg"
 PG_SYSTEM_USER_ENV = "MEDBILL_PG_SYSTEM_USER"
+# Where clusters go when the PostgreSQL system user cannot reach the data directory (root with a checkout under a
+# 0700 home): the first of these that medbill can create and the system user can reach. The variable replaces the list.
+PG_CLUSTER_HOME_ENV = "MEDBILL_PG_CLUSTER_HOME"
+DEFAULT_PG_CLUSTER_HOMES = (Path("/var/lib/medbill-pg"), Path("/var/tmp/medbill-pg"))
 DATABASE_NAME = "medbill"
 _HOST = "127.0.0.1"
 _START_TIMEOUT = 60.0
@@ -240,16 +251,39 @@ class EmbeddedPostgres:
         self.log = log
         self._set_paths(Path(data_dir).expanduser().absolute())
 
+    def running_url(self) -> str:
+        """The ``medbill`` database URL of the server already running on this data directory (``medbill up``'s),
+        for the other ``medbill`` commands; :class:`EmbeddedError` in one line if there is none. Never starts one."""
+        self._resolve_data_dir()
+        self._load_home()
+        running = self._running_postmaster() if self.cluster.exists() else None
+        if running is None or running.port is None:
+            raise EmbeddedError(
+                f"no embedded PostgreSQL is running for data directory {self.data_dir} and DATABASE_URL is not set: "
+                f"start the service with `medbill up` (same MEDBILL_DATA_DIR) or set DATABASE_URL."
+            )
+        try:
+            password = (self.root / "password").read_text().strip()
+        except OSError as exc:
+            raise EmbeddedError(f"cannot read the embedded PostgreSQL password in {self.root}: {exc}") from exc
+        return f"postgresql+psycopg://postgres:{password}@{_HOST}:{running.port}/{DATABASE_NAME}"
+
     # -- public API
 
     def start(self) -> str:
         """Initialise (first use only), start and wait for PostgreSQL; return the ``medbill`` database URL."""
         self._resolve_data_dir()
         identity = self._identity(create=True)
-        if identity is not None:
-            self._check_reachable(identity)
+        self._load_home()
+        external = None
+        if identity is not None and self.home == self.root and not (self.cluster / "PG_VERSION").exists():
+            blocker = self._blocker(identity, self.data_dir)
+            if blocker is not None:
+                external = self._pick_home(identity, blocker)
         _make_dirs(self.root)
         with _locked(self.root / ".lock"):
+            if external is not None:
+                self._adopt_home(external, identity)
             self._refuse_foreign_cluster(identity)
             _make_private_dir(self.log_dir, identity)
             bin_dir, lib_dir = self._binaries(identity)
@@ -267,6 +301,7 @@ class EmbeddedPostgres:
         self._resolve_data_dir()
         if not self.root.is_dir():
             return
+        self._load_home()
         with _locked(self.root / ".lock"):
             running = self._running_postmaster()
             if running is not None:
@@ -274,13 +309,18 @@ class EmbeddedPostgres:
 
     # -- identity and permissions
 
-    def _set_paths(self, data_dir: Path) -> None:
+    def _set_paths(self, data_dir: Path, home: Path | None = None) -> None:
         self.data_dir = data_dir
+        # root: what only medbill reads (password, lock, the recorded port and cluster home); home: what the server
+        # itself uses (cluster, log, binaries), the same directory unless the system user cannot reach it.
         self.root = self.data_dir / "postgres"
-        self.cluster = self.root / "cluster"
-        self.log_dir = self.root / "log"
+        self.home = home or self.root
+        self.home_record = self.root / "cluster_home"
+        self.port_record = self.root / "port"
+        self.cluster = self.home / "cluster"
+        self.log_dir = self.home / "log"
         self.log_file = self.log_dir / "postgres.log"
-        self.runtime = self.root / "runtime"
+        self.runtime = self.home / "runtime"
 
     def _resolve_data_dir(self) -> None:
         # Resolve symlinks: the reachability check must look at the directories the server really uses.
@@ -336,20 +376,73 @@ class EmbeddedPostgres:
                 f"Could not create system user {name!r}: {(proc.stderr or proc.stdout).strip()}. {hint}"
             ) from None
 
-    def _check_reachable(self, identity: _Identity) -> None:
-        """Refuse (never chmod) when the system user cannot traverse down to the data directory."""
-        existing = [d for d in (self.data_dir, *self.data_dir.parents) if d.exists()]
+    @staticmethod
+    def _blocker(identity: _Identity, path: Path) -> Path | None:
+        """The first existing directory on the way to ``path`` that the system user cannot traverse, if any."""
+        existing = [d for d in (path, *path.parents) if d.exists()]
         for directory in reversed(existing):
             if not directory.is_dir():
-                raise EmbeddedError(f"{directory} is not a directory; cannot use {self.data_dir} as data directory.")
-            if identity.can_traverse(directory):
+                raise EmbeddedError(f"{directory} is not a directory; cannot use {path}.")
+            if not identity.can_traverse(directory):
+                return directory
+        return None
+
+    def _load_home(self) -> None:
+        """Follow the record of a cluster kept outside the data directory (written by :meth:`_adopt_home`)."""
+        try:
+            recorded = self.home_record.read_text().strip()
+        except FileNotFoundError:
+            return
+        if recorded:
+            self._set_paths(self.data_dir, Path(recorded))
+
+    def _pick_home(self, identity: _Identity, blocker: Path) -> Path:
+        """A directory of medbill's own for this data directory's cluster, reachable by the system user.
+
+        Candidates are created with mode 0755 (their missing parts only); existing directories are never changed:
+        one the system user cannot traverse rules the candidate out."""
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
+        configured = os.environ.get(PG_CLUSTER_HOME_ENV, "").strip()
+        bases = (Path(configured).absolute(),) if configured else DEFAULT_PG_CLUSTER_HOMES
+        refused: list[str] = []
+        for base in bases:
+            block = self._blocker(identity, base)
+            if block is not None:
+                mode = stat.S_IMODE(block.stat().st_mode)
+                refused.append(f"{base}: {block} (mode {mode:04o}) is not reachable either")
                 continue
-            mode = stat.S_IMODE(directory.stat().st_mode)
+            try:
+                _make_dirs(base)
+            except OSError as exc:
+                refused.append(f"{base}: {exc.strerror}")
+                continue
+            return base / digest
+        mode = stat.S_IMODE(blocker.stat().st_mode)
+        raise EmbeddedError(
+            f"PostgreSQL runs as system user {identity.name!r} (it refuses root), which cannot reach {blocker} "
+            f"(mode {mode:04o}), and no directory for the cluster outside it could be used ({'; '.join(refused)}). "
+            f"Set {PG_CLUSTER_HOME_ENV} to a directory it can reach, use another MEDBILL_DATA_DIR, "
+            f"or grant traversal yourself: chmod o+x {blocker}"
+        )
+
+    def _adopt_home(self, home: Path, identity: _Identity) -> None:
+        """Keep the cluster in ``home`` and record that in the data directory, so every later start finds it."""
+        owner_file = home / "data_dir"
+        if home.exists() and owner_file.exists() and owner_file.read_text().strip() != str(self.data_dir):
             raise EmbeddedError(
-                f"PostgreSQL runs as system user {identity.name!r} (it refuses root), which cannot reach "
-                f"{directory} (mode {mode:04o}). Use a data directory it can reach (MEDBILL_DATA_DIR) "
-                f"or grant traversal yourself: chmod o+x {directory}"
+                f"{home} already holds the cluster of data directory {owner_file.read_text().strip()}, "
+                f"not {self.data_dir}; remove it or set {PG_CLUSTER_HOME_ENV} elsewhere."
             )
+        _make_private_dir(home, identity)
+        owner_file.write_text(f"{self.data_dir}\n")
+        tmp = self.home_record.with_suffix(".tmp")
+        tmp.write_text(f"{home}\n")
+        os.replace(tmp, self.home_record)
+        self._set_paths(self.data_dir, home)
+        self.log(
+            f"PostgreSQL's system user {identity.name!r} cannot reach {self.data_dir}: keeping its cluster in "
+            f"{home} (recorded in {self.home_record})."
+        )
 
     def _refuse_foreign_cluster(self, identity: _Identity | None) -> None:
         if identity is None or not self.cluster.exists():
@@ -406,7 +499,7 @@ class EmbeddedPostgres:
 
     def _copy_runtime(self, install: Path, version: str) -> None:
         self.log(f"Copying PostgreSQL {version} binaries to {self.runtime} (readable by the system user).")
-        staging = Path(tempfile.mkdtemp(prefix="runtime-", dir=self.root))
+        staging = Path(tempfile.mkdtemp(prefix="runtime-", dir=self.home))
         try:
             for part in ("bin", "lib", "share"):
                 shutil.copytree(install / part, staging / part, symlinks=True)
@@ -468,7 +561,7 @@ class EmbeddedPostgres:
                 "--auth-local=trust",
                 "--auth-host=trust",
             ],
-            identity=identity, env=env, cwd=self.root, timeout=120,
+            identity=identity, env=env, cwd=self.home, timeout=120,
         )  # fmt: skip
         if proc.returncode != 0:
             # Leave no half-initialised cluster behind: the next start would refuse the non-empty directory.
@@ -519,19 +612,15 @@ class EmbeddedPostgres:
             if running.port is not None and self.port in (None, running.port):
                 self.log(f"Reusing PostgreSQL already running (pid {running.pid}, port {running.port}).")
                 self._wait_ready(running.pid)
+                if self.port is None:
+                    _record_port(self.port_record, running.port)
                 return running.port
             self.log(f"PostgreSQL already runs on port {running.port}; restarting it on port {self.port}.")
             self._stop_postmaster(running, identity)
-        attempts = 1 if self.port is not None else 3
-        for attempt in range(attempts):
-            port = self.port if self.port is not None else _free_port()
-            try:
-                self._pg_ctl_start(bin_dir, env, identity, port)
-                return port
-            except _PortInUse:
-                if attempt + 1 == attempts:
-                    raise
-        raise AssertionError("unreachable")
+        return _on_stable_port(
+            self.port, self.port_record, "PostgreSQL", self.log,
+            lambda port: self._pg_ctl_start(bin_dir, env, identity, port),
+        )  # fmt: skip
 
     def _pg_ctl_start(self, bin_dir: Path, env: dict[str, str], identity: _Identity | None, port: int) -> None:
         self.log(f"Starting PostgreSQL on {_HOST}:{port} (log: {self.log_file}).")
@@ -546,12 +635,12 @@ class EmbeddedPostgres:
                 # only and no unix socket (its default directory is not writable by the system user).
                 "-o", f"-p {port} -c listen_addresses={_HOST} -c unix_socket_directories=''",
             ],
-            identity=identity, env=env, cwd=self.root, timeout=_START_TIMEOUT + 30,
+            identity=identity, env=env, cwd=self.home, timeout=_START_TIMEOUT + 30,
         )  # fmt: skip
         if proc.returncode == 0:
             return
         tail = _tail(self.log_file, offset)
-        if "Address already in use" in tail and self.port is None:
+        if "Address already in use" in tail:
             raise _PortInUse(port)
         raise EmbeddedError(
             f"PostgreSQL failed to start (pg_ctl exit {proc.returncode}): {proc.stdout.strip()}\n"
@@ -588,7 +677,7 @@ class EmbeddedPostgres:
                     "-m", "fast",
                     "-w", "-t", str(int(_STOP_TIMEOUT)),
                 ],
-                identity=identity, env=self._env(pg_ctl.parent.parent / "lib"), cwd=self.root,
+                identity=identity, env=self._env(pg_ctl.parent.parent / "lib"), cwd=self.home,
                 timeout=_STOP_TIMEOUT + 30,
             )  # fmt: skip
             if proc.returncode == 0 or _wait_pid_exit(running.pid, 5):
@@ -685,6 +774,75 @@ class _PortInUse(EmbeddedError):
         super().__init__(f"port {port} on {_HOST} is already in use")
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is not "taken"
+        try:
+            sock.bind((_HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _recorded_port(record: Path) -> int | None:
+    try:
+        port = int(record.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
+def _record_port(record: Path, port: int) -> None:
+    if _recorded_port(record) == port:
+        return
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, record)
+
+
+def _on_stable_port(
+    requested: int | None, record: Path, name: str, log: Callable[[str], None], start: Callable[[int], None]
+) -> int:
+    """Start a server with ``start(port)`` on the port asked for, else on the one recorded in the data directory
+    (so clients and bookmarks keep working across restarts), else on a free one; record the port it got.
+
+    ``start`` raises :class:`_PortInUse` when the port is taken. An explicit port that is taken is an error; a
+    recorded one that is taken is said on the console and replaced by a free one."""
+    if requested is not None:
+        try:
+            start(requested)
+        except _PortInUse as exc:
+            raise EmbeddedError(f"{name} cannot use port {requested}: {exc}") from exc
+        _record_port(record, requested)
+        return requested
+    recorded = _recorded_port(record)
+    candidates: list[int | None] = [recorded] if recorded is not None else []
+    candidates += [None, None, None]  # free ports: another program can grab one between the pick and the bind
+    for attempt, candidate in enumerate(candidates):
+        port = candidate if candidate is not None else _free_port()
+        if candidate is not None and not _port_free(port):
+            # Checked first: PostgreSQL can take its whole start timeout to report a bind failure.
+            log(
+                f"{name}'s port {port} (recorded in {record}) is taken by another program: choosing another "
+                f"free port and recording it."
+            )
+            continue
+        try:
+            start(port)
+        except _PortInUse:
+            if attempt + 1 == len(candidates):
+                raise
+            if candidate is not None:
+                log(
+                    f"{name}'s port {port} (recorded in {record}) is taken by another program: choosing another "
+                    f"free port and recording it."
+                )
+            continue
+        _record_port(record, port)
+        return port
+    raise AssertionError("unreachable")
+
+
 # --------------------------------------------------------------------------------------------- Valkey
 
 
@@ -727,7 +885,26 @@ class EmbeddedValkey:
         # Generated on first use, 0600, reused by later starts; given to the server on its standard input (never on
         # its command line, which `ps` shows to every user) and to clients in the URL.
         self.password_file = self.dir / "password"
+        # The port chosen on first start, reused by later ones (medbill.embedded._on_stable_port).
+        self.port_record = self.dir / "port"
         self._proc: subprocess.Popen[bytes] | None = None
+
+    def running_url(self) -> str:
+        """The redis:// URL of the Valkey already serving this data directory (``medbill up``'s), for the other
+        ``medbill`` commands; :class:`EmbeddedError` in one line if there is none. Never starts one."""
+        pid, port = self._read_state()
+        try:
+            self._password = self.password_file.read_text().strip()
+        except FileNotFoundError:
+            pid = None
+        except OSError as exc:
+            raise EmbeddedError(f"cannot read the embedded Valkey password {self.password_file}: {exc}") from exc
+        if pid is None or port is None or not _pid_runs(pid, b"valkey") or not self._ping(port, pid):
+            raise EmbeddedError(
+                f"no embedded Valkey is running for data directory {self.data_dir} and REDIS_URL is not set: "
+                f"start the service with `medbill up` (same MEDBILL_DATA_DIR) or set REDIS_URL."
+            )
+        return self._url(port)
 
     def start(self) -> str:
         """Start Valkey (or reuse the one already serving this data directory); return its redis:// URL."""
@@ -743,16 +920,8 @@ class EmbeddedValkey:
                         self.log(f"Reusing Valkey already running on {self.dir} (pid {pid}, port {port}).")
                     return self._url(port)
                 self._terminate(pid)  # not on the requested port, or not answering
-            attempts = 1 if self.port is not None else 3
-            for attempt in range(attempts):
-                port = self.port if self.port is not None else _free_port()
-                try:
-                    self._spawn(port)
-                    return self._url(port)
-                except _PortInUse:
-                    if attempt + 1 == attempts:
-                        raise
-        raise AssertionError("unreachable")
+            port = _on_stable_port(self.port, self.port_record, "Valkey", self.log, self._spawn)
+            return self._url(port)
 
     def stop(self) -> None:
         """Stop the server of this data directory (graceful SIGTERM, then SIGKILL); no-op if none runs."""
@@ -822,7 +991,7 @@ class EmbeddedValkey:
                 if proc.poll() is None:
                     self._terminate(proc.pid, proc)
                 tail = _tail(self.log_file, offset)
-                if "Address already in use" in tail and self.port is None:
+                if "Address already in use" in tail:
                     raise _PortInUse(port)
                 raise EmbeddedError(
                     f"Valkey failed to start on {_HOST}:{port} (exit code {proc.returncode}).\n"

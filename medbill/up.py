@@ -427,7 +427,9 @@ def _start_children(settings: Settings, *, port: int, workers: int, stack: _Stac
     logs = settings.data_dir / "logs"
     logs.mkdir(exist_ok=True)
     logs.chmod(0o700)  # request logs and job errors can name patients
-    cli = [sys.executable, "-m", "medbill.cli"]
+    # -P: the working directory is not put on sys.path, so a folder named `medbill` there (the parent of a clone)
+    # cannot shadow the installed package in the children.
+    cli = [sys.executable, "-P", "-m", "medbill.cli"]
     children = [
         _Child("web", [*cli, "web", "--host", HOST, "--port", str(port), "--processes", str(WEB_PROCESSES)],
                logs / "web.log"),

@@ -91,8 +91,10 @@ def test_valkey_key_persists_across_restart(data_dir: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the system-user reachability check only applies to root")
-def test_unreachable_data_dir_is_refused_without_chmod() -> None:
+def test_unreachable_data_dir_is_refused_without_chmod(monkeypatch: pytest.MonkeyPatch) -> None:
     parent = Path(tempfile.mkdtemp(prefix="medbill-private-"))  # mode 0700, deliberately left as is
+    # The only cluster home allowed is behind the same 0700 directory: nowhere the system user can reach is left.
+    monkeypatch.setenv("MEDBILL_PG_CLUSTER_HOME", str(parent / "pg-home"))
     try:
         assert stat.S_IMODE(parent.stat().st_mode) == 0o700
         with pytest.raises(EmbeddedError) as excinfo:
@@ -102,6 +104,7 @@ def test_unreachable_data_dir_is_refused_without_chmod() -> None:
         assert "0700" in message and "chmod o+x" in message
         assert stat.S_IMODE(parent.stat().st_mode) == 0o700
         assert not (parent / "var").exists()
+        assert not (parent / "pg-home").exists()
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 
