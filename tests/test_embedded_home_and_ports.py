@@ -99,7 +99,6 @@ def test_ports_are_recorded_reused_and_replaced_when_taken(tmp_root: Path) -> No
 
     def log(message: str) -> None:
         messages.append(message)
-        print(f"{time.monotonic():.1f} {message}")
 
     pg = EmbeddedPostgres(data_dir, log=log)
     valkey = EmbeddedValkey(data_dir, log=log)
@@ -109,10 +108,12 @@ def test_ports_are_recorded_reused_and_replaced_when_taken(tmp_root: Path) -> No
         assert (data_dir / "valkey" / "port").read_text().strip() == str(valkey_port)
         pg.stop()
         valkey.stop()
-        assert _port(EmbeddedPostgres(data_dir, log=messages.append).start()) == pg_port
-        assert _port(EmbeddedValkey(data_dir, log=messages.append).start()) == valkey_port
-        pg.stop()
-        valkey.stop()
+        # New objects, as a new `medbill up` makes (stopped through them: Valkey is their child process).
+        pg_again, valkey_again = EmbeddedPostgres(data_dir, log=log), EmbeddedValkey(data_dir, log=log)
+        assert _port(pg_again.start()) == pg_port
+        assert _port(valkey_again.start()) == valkey_port
+        pg_again.stop()
+        valkey_again.stop()
 
         # Another program took both ports meanwhile: said on the console, a new port chosen and recorded.
         squatters = []
