@@ -276,7 +276,11 @@ class EmbeddedPostgres:
         identity = self._identity(create=True)
         self._load_home()
         external = None
-        if identity is not None and self.home == self.root and not (self.cluster / "PG_VERSION").exists():
+        if identity is not None and self.home != self.root and not self.home.exists():
+            # The recorded home is gone (e.g. /var/tmp cleaned): said on the console, then a new cluster there.
+            self.log(f"The recorded PostgreSQL cluster home {self.home} no longer exists; creating a new cluster.")
+            external = self.home
+        elif identity is not None and self.home == self.root and not (self.cluster / "PG_VERSION").exists():
             blocker = self._blocker(identity, self.data_dir)
             if blocker is not None:
                 external = self._pick_home(identity, blocker)

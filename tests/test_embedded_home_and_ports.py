@@ -181,9 +181,14 @@ def test_cli_finds_the_embedded_servers_and_web_starts_beside_a_medbill_folder(t
         assert migrated.returncode == 0, migrated.stderr
         created = _medbill(["companies", "create", "acme", "--name", "Acme Billing"], data_dir=data_dir, cwd=workdir)
         assert created.returncode == 0, created.stderr
+        practice = ["practices", "create", "riverside", "--name", "Riverside Clinic", "--company", "acme"]
+        created = _medbill(practice, data_dir=data_dir, cwd=workdir)
+        assert created.returncode == 0, created.stderr
         listed = _medbill(["practices", "list"], data_dir=data_dir, cwd=workdir)
         assert listed.returncode == 0, listed.stderr
-        assert listed.stdout.splitlines()[0].split()[:2] == ["slug", "company"]
+        header, *rows = listed.stdout.splitlines()
+        assert header.split()[:2] == ["slug", "company"]
+        assert [row.split()[:3] for row in rows] == [["riverside", "acme", "active"]]
 
         # `medbill web` (gunicorn) from that directory: its workers find the package's root path and serve.
         (data_dir / "storage").mkdir(mode=0o700)  # the health check checks local storage (medbill up makes it)
