@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from api.schemas import PageArgs, PageMeta
 from api.security import access, db_session, policy
 from api.setup import Id, Money, payers_by_id
-from billing import ledger, underpayments
+from billing import ledger, rules, underpayments
 from billing.adjustment_codes import describe_adjustment, describe_remark
 from billing.models import (
     Claim,
@@ -69,7 +69,7 @@ KIND_LABELS = {
     "reversal": "Reversal",
 }
 # Groups whose zero-paid adjustments make a line a denial (PR means the patient owes it: not a denial).
-DENIAL_GROUPS = ("CO", "PI", "OA")
+DENIAL_GROUPS = rules.DENIAL_GROUPS  # the rule lives in billing.rules
 DENIAL_SORTS = ("-age", "age", "-amount", "amount")
 DEFAULT_DENIAL_SORT = "-age"
 
@@ -423,7 +423,7 @@ def _denial_base():
     )
     source = literal("deposit:") + cast(latest.c.deposit_id, String)
     on_line = LedgerEntry.claim_line_id == ClaimLine.id
-    coded = and_(LedgerEntry.group_code.in_(DENIAL_GROUPS), LedgerEntry.reason_code != "")
+    coded = rules.denial_code_sql(LedgerEntry.group_code, LedgerEntry.reason_code)
     code_text = LedgerEntry.group_code + literal("-") + LedgerEntry.reason_code
     posted = (
         select(
@@ -448,10 +448,10 @@ def _denial_base():
     codes = func.coalesce(posted.c.line_codes, posted.c.claim_codes, array([], type_=String)).label("codes")
     payment_day = func.coalesce(Deposit.payment_date, func.date(Deposit.created_at))
     age = (func.current_date() - payment_day).label("age_days")
-    denied = or_(
+    denied = rules.line_denied_sql(
+        posted.c.paid, func.coalesce(func.cardinality(posted.c.line_codes), 0), posted.c.has_pr,
         Claim.status == "denied",
-        and_(posted.c.paid == 0, func.cardinality(posted.c.line_codes) > 0, ~posted.c.has_pr),
-    )
+    )  # fmt: skip
     where = [Claim.status.in_(("denied", "paid", "partially_paid")), latest.c.outcome == "posted", denied]
     return latest, posted, codes, age, payment_day, where
 

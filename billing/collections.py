@@ -35,22 +35,19 @@ from billing.models import (
     AgencyPlacement,
     AgencyTerms,
     AgencyUpdateItem,
-    Claim,
-    ClaimLine,
     CollectionRules,
     Coverage,
     Guarantor,
-    LedgerEntry,
     Patient,
     PatientPayment,
     Payer,
     PaymentPlan,
     PlacementDetail,
     PlacementReview,
-    ServiceLine,
     Statement,
 )
 from billing.money import ZERO, money, percent_of
+from billing.rules import owed_now_services_sql
 from integrations.storage import Storage, company_key
 from medbill.errors import Conflict, Forbidden, Invalid, NotFound
 from tenants import audit
@@ -223,38 +220,10 @@ def set_terms(
 # --- the patient part of the ledger ---------------------------------------------------------------------------------
 
 
-def _line_parts():
-    """Per claim line: patient, encounter, date of service, the patient and insurance parts."""
-    e = LedgerEntry.__table__
-    return (
-        select(
-            e.c.patient_id,
-            Claim.encounter_id,
-            ServiceLine.date_of_service,
-            func.sum(e.c.patient_delta).label("patient_part"),
-            func.sum(e.c.insurance_delta).label("insurance_part"),
-        )
-        .join(ClaimLine, ClaimLine.id == e.c.claim_line_id)
-        .join(Claim, Claim.id == ClaimLine.claim_id)
-        .join(ServiceLine, ServiceLine.id == ClaimLine.service_line_id)
-        .group_by(e.c.claim_line_id, e.c.patient_id, Claim.encounter_id, ServiceLine.date_of_service)
-    )
-
-
 def _due_lines(patient_ids: list[int] | None = None):
-    """Lines of visits insurance is done with: their patient part is what the patient owes now."""
-    parts = _line_parts()
-    if patient_ids is not None:
-        parts = parts.where(LedgerEntry.__table__.c.patient_id.in_(patient_ids))
-    parts = parts.subquery("parts")
-    pending = (
-        select(parts.c.encounter_id).group_by(parts.c.encounter_id).having(func.sum(parts.c.insurance_part) > 0)
-    ).subquery("pending")
-    return (
-        select(parts.c.patient_id, parts.c.date_of_service, parts.c.patient_part)
-        .where(parts.c.encounter_id.not_in(select(pending.c.encounter_id)))
-        .subquery("due")
-    )
+    """Services of visits insurance is done with: their patient part is what the patient owes now (the rule of
+    `billing.rules`, the same statements bill from)."""
+    return owed_now_services_sql(patient_ids)
 
 
 def balances_by_service_date(session: Session, patient_ids: list[int]) -> dict[int, list[tuple[date, Decimal]]]:

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, true, update
+from sqlalchemy import String, and_, case, cast, exists, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import array, array_agg, distinct_on, insert
 from sqlalchemy.orm import Session, aliased
 
-from billing import ledger, underpayments
+from billing import ledger, rules, underpayments
 from billing.adjustment_codes import carc, describe_adjustment
 from billing.claims import create_correction
 from billing.models import (
@@ -56,7 +56,7 @@ from tenants.authz import PracticeAccess
 from tenants.models import Membership, User
 
 # Groups whose adjustments on a line paid nothing make it a denial (PR means the patient owes it: not a denial).
-DENIAL_GROUPS = ("CO", "PI", "OA")
+DENIAL_GROUPS = rules.DENIAL_GROUPS  # the rule lives in billing.rules
 STATUSES = ("open", "appealed", "closed")
 KINDS = ("denial", "underpayment")
 # action asked for -> what the item records when closed by it
@@ -104,7 +104,7 @@ def _denied_lines(session: Session) -> list:
         .subquery("latest")
     )
     source = literal("deposit:") + cast(latest.c.deposit_id, String)
-    coded = and_(LedgerEntry.group_code.in_(DENIAL_GROUPS), LedgerEntry.reason_code != "")
+    coded = rules.denial_code_sql(LedgerEntry.group_code, LedgerEntry.reason_code)
     per_line = (
         select(
             LedgerEntry.claim_line_id,
@@ -121,13 +121,11 @@ def _denied_lines(session: Session) -> list:
         .group_by(LedgerEntry.claim_line_id)
         .subquery("per_line")
     )  # fmt: skip
-    denied = or_(
+    denied = rules.line_denied_sql(
+        func.coalesce(per_line.c.paid, 0),
+        func.cardinality(func.coalesce(per_line.c.codes, array([], type_=String))),
+        func.coalesce(per_line.c.has_pr, False),
         Claim.status == "denied",
-        and_(
-            func.coalesce(per_line.c.paid, 0) == 0,
-            func.cardinality(func.coalesce(per_line.c.codes, array([], type_=String))) > 0,
-            ~func.coalesce(per_line.c.has_pr, False),
-        ),
     )
     return session.execute(
         select(

@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
+from billing import rules
 from billing.models import Claim, ClaimLine, LedgerEntry
 from billing.money import ZERO, money
 from medbill.errors import Conflict, Invalid, NotFound
@@ -36,10 +37,11 @@ EFFECTS: dict[str, tuple[int, int]] = {
     "patient_payment": (0, -1),
 }
 BUCKETED = {"write_off": -1, "refund": 1}  # apply to the insurance or the patient part
-PAYMENT_KINDS = ("insurance_payment", "patient_payment")
+PAYMENT_KINDS = rules.PAYMENT_KINDS  # what counts as a payment, an adjustment, a refund: billing.rules
 # source_type of entries posted from a payer's remittance (835).
 REMITTANCE_SOURCE = "remittance"
-ADJUSTMENT_KINDS = ("contractual_adjustment", "other_adjustment", "write_off")
+ADJUSTMENT_KINDS = rules.ADJUSTMENT_KINDS
+REFUND_KINDS = rules.REFUND_KINDS
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,7 @@ def _balance(session: Session, *where) -> Balance:
     original = aliased(LedgerEntry)
     # A reversal counts in the category of the entry it reverses (its amount is already negated).
     kind = func.coalesce(original.kind, LedgerEntry.kind)
-    refund = kind == "refund"
+    refund = kind.in_(REFUND_KINDS)
 
     def sum_where(condition):
         return func.coalesce(func.sum(case((condition, LedgerEntry.amount), else_=0)), 0)

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from billing import ledger
+from billing import ledger, rules
 from billing.models import (
     Claim,
     ClaimLine,
@@ -86,9 +86,9 @@ def patient_lines(session: Session, patient_id: int) -> list[PatientLine]:
             ServiceLine.procedure_code,
             ServiceLine.charge,
             sum_of(kind == "charge"),
-            sum_of(kind == "insurance_payment") - sum_of((kind == "refund") & (e.c.insurance_delta != 0)),
+            sum_of(kind == "insurance_payment") - sum_of(kind.in_(rules.REFUND_KINDS) & (e.c.insurance_delta != 0)),
             sum_of(kind.in_(ledger.ADJUSTMENT_KINDS)),
-            sum_of(kind == "patient_payment") - sum_of((kind == "refund") & (e.c.patient_delta != 0)),
+            sum_of(kind == "patient_payment") - sum_of(kind.in_(rules.REFUND_KINDS) & (e.c.patient_delta != 0)),
             func.coalesce(func.sum(e.c.insurance_delta), 0),
             func.coalesce(func.sum(e.c.patient_delta), 0),
         )
@@ -112,7 +112,11 @@ def patient_lines(session: Session, patient_id: int) -> list[PatientLine]:
                 select(ClaimLine.id, ClaimLine.claim_id).where(ClaimLine.id.in_({r[1] for r in rows}))
             ).all()
         )
-    pending = {r[2] for r in rows if r[10] > 0}
+    # The visit rule of billing.rules: pending while any of its services has an insurance part above zero.
+    parts_by_visit: dict[int, list[Decimal]] = {}
+    for r in rows:
+        parts_by_visit.setdefault(r[2], []).append(money(r[10]))
+    pending = {visit for visit, parts in parts_by_visit.items() if rules.visit_pending(parts)}
     return [
         PatientLine(
             service_line_id=r[0],

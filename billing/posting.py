@@ -36,7 +36,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased, lazyload
 
-from billing import ledger, underpayments
+from billing import ledger, rules, underpayments
 from billing.claim_status import TRANSITIONS, transition
 from billing.models import (
     Claim,
@@ -748,16 +748,12 @@ def _statuses_after(session: Session, states: dict[int, _ClaimState], outcomes: 
     pending = _pending_by_claim(session, list(posted))
     result = {}
     for claim_id, outs in posted.items():
-        if all(_denied(out.payment) for out in outs):
-            result[claim_id] = "denied"
-        else:
-            result[claim_id] = "paid" if pending.get(claim_id, ZERO) == ZERO else "partially_paid"
+        result[claim_id] = rules.claim_status_after((_denied(out.payment) for out in outs), pending.get(claim_id, ZERO))
     return result
 
 
 def _denied(payment: ClaimPayment) -> bool:
-    groups = {adj.group for adj in [*payment.adjustments, *(a for svc in payment.lines for a in svc.adjustments)]}
-    return payment.is_denied or (not payment.paid and "CO" in groups and "PR" not in groups)
+    return rules.claim_denied(payment.status_code, payment.total_charge, payment.paid, payment.patient_responsibility)
 
 
 def _pending_by_claim(session: Session, claim_ids: list[int]) -> dict[int, Decimal]:

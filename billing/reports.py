@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Date, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Date, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
-from billing import work_queues
+from billing import rules, work_queues
 from billing.adjustment_codes import describe_adjustment
 from billing.models import (
     Claim,
@@ -51,7 +51,7 @@ AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("91-120", 91, 120),
     ("120+", 121, None),
 )
-DENIAL_GROUPS = ("CO", "PI", "OA")
+DENIAL_GROUPS = rules.DENIAL_GROUPS  # the rule lives in billing.rules
 # CLP02 statuses that mean the payer adjudicated the claim (a reversal, 22, is not an adjudication).
 ADJUDICATED_STATUSES = ("1", "2", "3", "4", "19", "20", "21")
 HUNDRED = Decimal(100)
@@ -286,10 +286,8 @@ def _charges_by_day(session: Session, start: date, end: date) -> list[tuple[date
 
 def _denied_condition():
     """A CLP the payer denied: status 4, or adjudicated with nothing paid and nothing left to the patient."""
-    return or_(
-        RemittanceClaim.status_code == "4",
-        and_(RemittanceClaim.paid == 0, RemittanceClaim.patient_responsibility == 0, RemittanceClaim.charge > 0),
-    )
+    rc = RemittanceClaim
+    return rules.claim_denied_sql(rc.status_code, rc.charge, rc.paid, rc.patient_responsibility)
 
 
 def _denials_by_month(session: Session, first: date, end: date) -> list[tuple[date, int, int]]:

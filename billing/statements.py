@@ -26,23 +26,21 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from billing import patient_payments
+from billing import patient_payments, rules
 from billing.models import (
     AgencyPlacement,
     BillingIdentity,
     Claim,
     ClaimLine,
     Guarantor,
-    LedgerEntry,
     Patient,
     PatientBillingSettings,
     PaymentPlan,
     Provider,
-    ServiceLine,
     Statement,
     StatementRun,
 )
@@ -168,26 +166,10 @@ def aging_bucket(age_days: int) -> str:
 
 
 def due_balances(session: Session):
-    """Per patient, the patient part of the ledger on visits insurance is done with (a subquery: patient_id, due).
-    A visit (encounter) is pending while any of its services has an insurance part left."""
-    services = (
-        select(LedgerEntry.service_line_id, func.sum(LedgerEntry.insurance_delta).label("insurance"))
-        .group_by(LedgerEntry.service_line_id)
-        .subquery()
-    )
-    pending = (
-        select(ServiceLine.encounter_id)
-        .join(services, services.c.service_line_id == ServiceLine.id)
-        .where(services.c.insurance > 0)
-        .distinct()
-    )
-    return (
-        select(LedgerEntry.patient_id, func.sum(LedgerEntry.patient_delta).label("due"))
-        .join(ServiceLine, ServiceLine.id == LedgerEntry.service_line_id)
-        .where(ServiceLine.encounter_id.not_in(pending))
-        .group_by(LedgerEntry.patient_id)
-        .subquery()
-    )
+    """Per patient, what the patient owes now (a subquery: patient_id, due): the rule of `billing.rules` (the patient
+    part of the visits insurance is done with; a visit is pending while any of its services has an insurance part
+    above zero)."""
+    return rules.owed_now_by_patient_sql()
 
 
 def select_patients(
