@@ -119,6 +119,8 @@ def test_ports_are_recorded_reused_and_replaced_when_taken(tmp_root: Path) -> No
         squatters = []
         for port in (pg_port, valkey_port):
             sock = socket.socket()
+            # The stopped servers leave the port in TIME_WAIT; a listening squatter still blocks them.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
             sock.listen()
             squatters.append(sock)
