@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.schemas import BoundedList, PageArgs, PageMeta
 from api.security import access, db_session, policy
-from api.setup import Id, Money, payers_by_id
+from api.setup import Id, Money
 from billing import claims, encounters, scrubber
 from billing.claim_status import EDITABLE, STATUSES, transition
 from billing.encounters import MAX_DIAGNOSES, MAX_LINES, MAX_MODIFIERS, MAX_POINTERS
@@ -28,6 +28,7 @@ from billing.models import (
     Submission,
     SubmissionClaim,
 )
+from billing.setup import payers_by_id
 from integrations.storage import StorageKeyNotFound
 from medbill.errors import Invalid, NotFound
 from tenants import audit

@@ -77,11 +77,6 @@ def Id(**kwargs) -> fields.Integer:  # noqa: N802 - reads like a field class
     return fields.Integer(**kwargs)
 
 
-def payers_by_id(session: Session, ids) -> dict[int, Payer]:
-    ids = {i for i in ids if i is not None}
-    return {p.id: p for p in session.scalars(select(Payer).where(Payer.id.in_(ids)))} if ids else {}
-
-
 def _strip_dashes(data: dict, *keys: str) -> dict:
     for key in keys:
         if isinstance(data.get(key), str):
@@ -530,7 +525,7 @@ def list_coverages(slug: str, patient_id: int):
     """A patient's coverages, primary first."""
     session = db_session()
     coverages = setup.list_coverages(session, access(), patient_id)  # audits the read of the patient
-    payers = payers_by_id(session, (c.payer_id for c in coverages))
+    payers = setup.payers_by_id(session, (c.payer_id for c in coverages))
     session.commit()
     return [_coverage(c, payers) for c in coverages]
 
@@ -544,7 +539,7 @@ def add_coverage(body, slug: str, patient_id: int):
     field is required."""
     session = db_session()
     coverage = setup.add_coverage(session, access(), patient_id, body)
-    payers = payers_by_id(session, [coverage.payer_id])
+    payers = setup.payers_by_id(session, [coverage.payer_id])
     session.commit()
     return _coverage(coverage, payers)
 
@@ -597,7 +592,7 @@ def _contracts_out(session: Session, contracts: list[PayerContract]) -> list[dic
             .order_by(ContractRate.procedure_code, ContractRate.modifier)
         ):
             rates[rate.contract_id].append(rate)
-    payers = payers_by_id(session, (c.payer_id for c in contracts))
+    payers = setup.payers_by_id(session, (c.payer_id for c in contracts))
     return [
         {
             "id": c.id,

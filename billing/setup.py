@@ -429,3 +429,9 @@ def create_contract(session: Session, access: PracticeAccess, data: dict) -> Pay
     session.flush()
     _audit(session, access, "payer_contract", contract.id, "create", {"rates": len(rates)})
     return contract
+
+
+def payers_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, Payer]:
+    """The payers of `ids` (None ignored) by id, in one query."""
+    wanted = {i for i in ids if i is not None}
+    return {p.id: p for p in session.scalars(select(Payer).where(Payer.id.in_(wanted)))} if wanted else {}

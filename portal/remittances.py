@@ -20,11 +20,11 @@ from sqlalchemy import func, select
 from wtforms import HiddenField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from api import remittances as reads
-from api.setup import payers_by_id
 from billing import documents, underpayments
+from billing import remittance_reads as reads
 from billing.edi_intake import assign_unmatched
 from billing.models import Claim, Deposit, Patient, Payer, Underpayment
+from billing.setup import payers_by_id
 from medbill.errors import DomainError, Forbidden, NotFound
 from portal.claims import _access, _audit, _may
 from portal.views import PRACTICE_KEY, _page_arg, bp, db, principal, tenant_db
@@ -89,7 +89,7 @@ def remittances_list(slug: str):
 def remittance_detail(slug: str, deposit_id: int):
     access = _access(slug, "claims:read")
     s = tenant_db(access)
-    detail = reads.deposit_detail(s, deposit_id)
+    detail = reads.deposit_detail(s, current_app.extensions["medbill"].storage, deposit_id)
     deposit = detail["deposit"]
     # The payment's documents (EOBs, its own 835) through the audited download of the documents pages.
     docs = documents.deposit_documents(s, access.slug, deposit.id) if access.can("documents:read") else []
@@ -140,9 +140,8 @@ def denials(slug: str):
     payer_id = payer_id if payer_id and 0 < payer_id < 2**63 else None
     sort = request.args.get("sort", reads.DEFAULT_DENIAL_SORT)
     sort = sort if sort in reads.DENIAL_SORTS else reads.DEFAULT_DENIAL_SORT
-    found = reads.list_denials(
-        s, reads.DenialFilters(reason=reason or None, payer_id=payer_id, sort=sort), page=page, per_page=PER_PAGE
-    )
+    filters = reads.DenialFilters(reason=reason or None, payer_id=payer_id, sort=sort)
+    found = reads.list_denials(s, current_app.extensions["medbill"].storage, filters, page=page, per_page=PER_PAGE)
     payer_name = ""
     if payer_id:
         payer_name = next((p["name"] for p in found["payers"] if p["payer_id"] == payer_id), None)

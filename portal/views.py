@@ -34,10 +34,9 @@ from werkzeug.exceptions import HTTPException
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from api import remittances as remittance_reads
 from api.errors import RETRY_AFTER_SECONDS, unavailable_message
 from billing import denials as denial_work
-from billing import work_queues
+from billing import remittance_reads, work_queues
 from billing.models import Patient, PatientImport, StatementRun
 from billing.patients import list_patients
 from billing.work_queues import WorkQueue

@@ -12,9 +12,9 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import func, literal, select
 
-from api import remittances as remittance_api
 from billing import claims as claim_service
 from billing import collections, denials, ledger, patient_payments, reports, rules, statements
+from billing import remittance_reads as remittance_api
 from billing.models import Claim, ClaimLine, DenialItem, Deposit, LedgerEntry, RemittanceClaim, ServiceLine
 from medbill.demo import PRACTICES, generate_patients
 from medbill.demo_billing import SPECIALTIES, seed_billing
