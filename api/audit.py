@@ -8,9 +8,10 @@ from datetime import date
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.reports import csv_response, csv_too
+from api.reports import csv_too
 from api.schemas import PageArgs, PageMeta
 from api.security import db_session, policy, principal
+from medbill.web import csv_response
 from tenants.audit_view import AuditFilters, audit_csv_table, company_audit
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The company's audit trail (company admins)")

@@ -11,7 +11,7 @@ from flask import session as flask_session
 from sqlalchemy.orm import Session
 
 from medbill.errors import Forbidden, NotFound, Unauthorized
-from tenants.auth import API_KINDS, resolve_portal_session, resolve_token
+from tenants.auth import API_KINDS, PORTAL_TOKEN_KEY, resolve_portal_session, resolve_token
 from tenants.authz import PracticeAccess, Principal, load_principal, require_global, resolve_practice
 from tenants.db import SLUG_RE
 from tenants.file_links import Credential
@@ -111,9 +111,7 @@ def request_credential(session: Session | None = None) -> Credential | None:
     if scheme.lower() == "bearer" and raw.strip():
         found = resolve_token(session, raw.strip(), kinds=API_KINDS)
     else:
-        from portal.views import TOKEN_KEY  # the portal imports the API: import its session key only when needed
-
-        raw = flask_session.get(TOKEN_KEY)
+        raw = flask_session.get(PORTAL_TOKEN_KEY)
         idle = current_app.extensions["medbill"].settings.session_idle_minutes * 60
         live = resolve_portal_session(session, raw, idle_seconds=idle) if isinstance(raw, str) else None
         found = (live.user, live.token) if live is not None and live.user is not None else None

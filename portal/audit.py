@@ -8,8 +8,8 @@ from datetime import date
 
 from flask import render_template, request, url_for
 
-from api.reports import csv_response
 from medbill.errors import Forbidden
+from medbill.web import csv_response
 from portal.views import _page_arg, bp, db, principal
 from tenants.audit_view import AuditFilters, audit_csv_table, company_audit
 from tenants.authz import visible_practices

@@ -2,10 +2,10 @@
 billers' report pages (monthly summary, A/R aging with drill-down to the claims, provider allocation, deposit
 reconciliation, the company overview), each with a CSV download (`?format=csv`, the same CSV as the API).
 
-Figures come from the API's report builders (api/reports.py), so the pages, the CSV and the API always agree. Charts
-are matplotlib SVGs (integrations/charts.py) shown as images, each with the same figures in a table as its text
-alternative. Access is resolved per practice with `reports:read` (a foreign practice answers 404; an agency is
-refused); the drill-down lists patients' claims and writes an audit entry.
+Figures come from the report shapes the API shows too (billing/report_reads.py), so the pages, the CSV and the API
+always agree. Charts are matplotlib SVGs (integrations/charts.py) shown as images, each with the same figures in a
+table as its text alternative. Access is resolved per practice with `reports:read` (a foreign practice answers 404;
+an agency is refused); the drill-down lists patients' claims and writes an audit entry.
 
 The doctor's home page route stays in portal/views.py: its template calls `doctor_month(current)` from here."""
 
@@ -18,11 +18,12 @@ from decimal import Decimal
 
 from flask import Response, current_app, redirect, render_template, request, url_for
 
-from api import reports as builders
+from billing import report_reads as builders
 from billing import reports
 from integrations import charts
 from integrations.storage import StorageError
 from medbill.errors import Forbidden, Invalid, NotFound
+from medbill.web import LINK_SECONDS, csv_response
 from portal.views import _page_arg, bp, db, principal, tenant_db
 from tenants import audit
 from tenants.authz import PracticeAccess, resolve_practice
@@ -93,7 +94,7 @@ def _wants_csv() -> bool:
 
 
 def _csv(name: str, table) -> Response:
-    return builders.csv_response(name, table)
+    return csv_response(name, table)
 
 
 def _sorted(items: list[dict], sorts: dict[str, str], default: str) -> tuple[list[dict], str]:
@@ -366,7 +367,7 @@ def report_pdf(slug: str):
     key = reports.monthly_summary_key(access.slug, month)
     if not pdf_available(access, month):
         raise NotFound("no PDF for this month yet")
-    url = storage.presigned_url(key, expires_in=builders.LINK_SECONDS,
+    url = storage.presigned_url(key, expires_in=LINK_SECONDS,
                                 download_name=f"{access.slug}-monthly-summary-{month:%Y-%m}.pdf")  # fmt: skip
     s = tenant_db(access)
     audit.record_access(s, access, "report", f"{month:%Y-%m}", "download", {"report": "monthly_summary_pdf"},

@@ -34,15 +34,14 @@ from werkzeug.exceptions import HTTPException
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from api.errors import RETRY_AFTER_SECONDS, unavailable_message
 from billing import denials as denial_work
 from billing import remittance_reads, work_queues
 from billing.models import Patient, PatientImport, StatementRun
 from billing.patients import list_patients
 from billing.work_queues import WorkQueue
-from medbill.errors import DomainError, Forbidden, NotFound, Unauthorized
+from medbill.errors import RETRY_AFTER_SECONDS, DomainError, Forbidden, NotFound, Unauthorized, unavailable_message
 from tenants import accounts, audit, throttle
-from tenants.auth import check_credentials, issue_token, resolve_portal_session, revoke_token
+from tenants.auth import PORTAL_TOKEN_KEY, check_credentials, issue_token, resolve_portal_session, revoke_token
 from tenants.authz import PracticeAccess, Principal, load_principal, resolve_practice, visible_practices
 from tenants.models import Practice
 
@@ -59,7 +58,7 @@ bp = Blueprint(
 PATIENTS_PER_PAGE = 25
 MAX_PAGE = 100_000
 # The flask session's key for the portal session id (kept under its old name so signed-in browsers keep working).
-TOKEN_KEY = "portal_token"
+TOKEN_KEY = PORTAL_TOKEN_KEY
 PRACTICE_KEY = "practice_slug"
 # Endpoints reachable without signing in.
 PUBLIC_ENDPOINTS = frozenset({"portal.login", "portal.static", "portal.password_forgot", "portal.password_reset"})

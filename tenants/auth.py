@@ -142,6 +142,10 @@ class PortalSession:
     ended: str | None = None  # "idle" when it was live but idle too long (the user is told why)
 
 
+# The key of the portal session token in the signed Flask session cookie (the portal writes it, the file links read it).
+PORTAL_TOKEN_KEY = "portal_token"
+
+
 def resolve_portal_session(session: Session, raw: str, *, idle_seconds: int) -> PortalSession:
     """The live portal session behind a cookie's session id, its last-seen time slid to now. A session idle for
     longer than `idle_seconds` is revoked on the spot (ended="idle"). The caller commits."""

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from api.reports import csv_text
 from billing import claims as claim_service
 from billing import ledger, statements
 from billing.agency_formats import render, validate_format
 from billing.models import StatementRun
+from billing.report_reads import csv_text
 from integrations import csvsafe
 from medbill.errors import Invalid
 from tests.billing.factories import billing_practice, insured_patient, visit
