@@ -17,6 +17,7 @@ from api import (
     claims,
     collections,
     denials,
+    docs_assets,
     documents,
     edi,
     files,
@@ -105,7 +106,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # Our own copy (api/docs_assets.py), not a CDN: the docs page must work without internet.
+        OPENAPI_SWAGGER_UI_URL=docs_assets.SWAGGER_UI_ASSETS_URL,
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blp in API_BLUEPRINTS:
         api.register_blueprint(blp)
     app.register_blueprint(files.blp)
+    app.register_blueprint(docs_assets.blp)
 
     csrf = CSRFProtect(app)
     for blp in API_BLUEPRINTS:

@@ -302,6 +302,7 @@ def edi_import(path: str, company: str | None, practice: str | None) -> None:
     db = _db(settings)
     data = Path(path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
+    company_id: int | None = None
     with db.shared_session() as s:
         if company:
             company_id = _run(lambda: get_company(s, company)).id
@@ -309,9 +310,17 @@ def edi_import(path: str, company: str | None, practice: str | None) -> None:
         else:
             _run(lambda: get_practice(s, practice))
             key = practice_key(practice, "edi", "inbound", f"{digest}.x12")
-    make_storage(settings).put(key, data, content_type="application/edi-x12")
-    slugs = practice_slugs_for(db, company_id=company_id if company else None, practice_slug=practice)
-    report = _run(lambda: intake(db, data, storage_key=key, slugs=slugs))
+    storage = make_storage(settings)
+    storage.put(key, data, content_type="application/edi-x12")
+    slugs = practice_slugs_for(db, company_id=company_id, practice_slug=practice)
+    # The company it came to decides where what names none of its practices goes (its unmatched queue) and what is
+    # not its own (quarantined for the operator), as for a fetched or uploaded file.
+    report = _run(
+        lambda: intake(
+            db, data, storage_key=key, slugs=slugs, company_id=company_id, source="import",
+            file_name=Path(path).name, storage=storage,
+        )
+    )
     click.echo(json.dumps(report.as_dict(), indent=2, default=str))
 
 
@@ -463,7 +472,10 @@ def _run(fn):
     try:
         return fn()
     except DomainError as exc:
-        detail = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in exc.errors.items())
+        # Field errors often repeat the message word for word (an X12 refusal names the segment in both): print each
+        # thing once, keeping only the details that add something.
+        extra = {k: [str(e) for e in v if str(e) not in exc.message] for k, v in exc.errors.items()}
+        detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in extra.items() if v)
         raise click.ClickException(exc.message + (f" ({detail})" if detail else "")) from exc
 
 
