@@ -34,7 +34,8 @@ url = f"{servers.redis_base()}/{servers.redis_db()}"
 client = Redis.from_url(url)
 pong = client.ping()
 client.set("servers-test", "kept")
-print(json.dumps({"admin": admin, "redis": url, "one": one, "version": version, "pong": pong,
+import os
+print(json.dumps({"pid": str(os.getpid()), "admin": admin, "redis": url, "one": one, "version": version, "pong": pong,
                   "value": client.get("servers-test").decode(), "db": servers.redis_db(),
                   "run_dirs": sorted(p.name for p in servers.SERVERS_DIR.iterdir())}))
 """
@@ -123,3 +124,27 @@ def test_default_redis_db_and_the_live_apps_db_stay_in_8_to_15() -> None:
     proc = _run(_env(), "from tests.support import servers; print(servers.redis_db())")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert 8 <= int(proc.stdout) <= 15
+
+
+def test_servers_of_a_killed_run_are_stopped_and_removed_by_the_next(closed_port: int) -> None:
+    """A run that dies without its atexit (os._exit here, as after SIGKILL) leaves PostgreSQL detached and Valkey
+    orphaned: the next run that needs embedded servers stops them and removes their directory."""
+    probe = f"127.0.0.1:{closed_port}"
+    env = _env(MEDBILL_TEST_PG_PROBE=probe, MEDBILL_TEST_REDIS_PROBE=probe)
+    killed = _run(env, _SCRIPT + "import os; os._exit(0)\n")
+    assert killed.returncode == 0, killed.stderr[-4000:]
+    result = json.loads(killed.stdout.strip().splitlines()[-1])
+    with psycopg.connect(result["admin"], connect_timeout=3) as conn:  # still running: nothing stopped it
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    left = [servers.SERVERS_DIR / name for name in result["run_dirs"]]
+    assert any(path.name.startswith(f"run-{result['pid']}-") for path in left)
+
+    # Only the run directory is asked for: the cleanup comes with it, before any server of its own is started.
+    nxt = _run(env, "from tests.support import servers; print(servers._run_dir())")
+    assert nxt.returncode == 0, nxt.stderr[-4000:]
+    assert "which is gone" in nxt.stderr
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(result["admin"], connect_timeout=3)
+    with pytest.raises(Exception, match="(?i)connect|refused"):
+        Redis.from_url(result["redis"], socket_connect_timeout=3).ping()
+    assert not [path for path in left if path.name.startswith(f"run-{result['pid']}-") and path.exists()]
