@@ -22,11 +22,8 @@ from redis import Redis
 
 from medbill.config import Settings
 from tests.s3server import start_moto_server, stop_moto_server
+from tests.support.servers import pg_admin, redis_base, redis_db
 
-PG_ADMIN = os.environ.get("MEDBILL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE = os.environ.get("MEDBILL_TEST_REDIS", "redis://127.0.0.1:6379")
-# A Redis DB per test run (8-15 by pid), so two runs on one machine never take each other's jobs.
-REDIS_DB = int(os.environ.get("MEDBILL_TEST_REDIS_DB", str(8 + os.getpid() % 8)))
 PASSWORD = "correct-horse-battery"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Public sample X12 files, copied unchanged with their origin and licence (tests/fixtures/x12/MANIFEST.md), so a
@@ -57,10 +54,6 @@ def s3_endpoint(aws_env: None) -> Iterator[str]:
         stop_moto_server(proc)
 
 
-def _admin_url() -> str:
-    return PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A database of this test run's own, migrated from empty by `migrate_all`, dropped at the end."""
@@ -69,9 +62,9 @@ def database_url() -> Iterator[str]:
     from tenants.migrate import migrate_all
 
     name = f"medbill_test_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+    with psycopg.connect(pg_admin(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = _admin_url().rsplit("/", 1)[0]
+    base = pg_admin().rsplit("/", 1)[0]
     url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
     engine = create_engine(url)
     migrate_all(engine)
@@ -79,13 +72,15 @@ def database_url() -> Iterator[str]:
     try:
         yield url
     finally:
-        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        with psycopg.connect(pg_admin(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    url = f"{REDIS_BASE}/{REDIS_DB}"
+    # A Redis DB of the run's own (tests.support.servers.redis_db), so two runs on one machine never take each
+    # other's jobs.
+    url = f"{redis_base()}/{redis_db()}"
     Redis.from_url(url).flushdb()
     return url
 

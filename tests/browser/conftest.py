@@ -19,7 +19,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from redis import Redis
 
-from tests.conftest import PASSWORD, PROJECT_ROOT, REDIS_BASE, REDIS_DB
+from tests.conftest import PASSWORD, PROJECT_ROOT
+from tests.support.servers import other_redis_db, redis_base, redis_db
 
 CHROMIUM = os.environ.get("MEDBILL_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
@@ -60,8 +61,7 @@ def _stop(process: subprocess.Popen) -> None:
 def _live_env(env: dict[str, str]) -> dict[str, str]:
     """The test run's servers, but a Redis DB of the live app's own: its worker must not take the jobs that other
     tests enqueue and run with workers of their own (and the other way round)."""
-    live_db = 8 + (REDIS_DB - 8 + 4) % 8
-    url = f"{REDIS_BASE}/{live_db}"
+    url = f"{redis_base()}/{other_redis_db(redis_db())}"
     Redis.from_url(url).flushdb()
     return env | {"REDIS_URL": url}
 

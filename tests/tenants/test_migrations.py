@@ -20,22 +20,23 @@ from sqlalchemy.exc import ProgrammingError
 import tenants.migrate as migrate
 import tenants.models  # noqa: F401  (registers the shared tables on SharedBase.metadata)
 from tenants.orm import SharedBase, TenantBase
-from tests.conftest import _admin_url, run_cli, settings_env
+from tests.conftest import run_cli, settings_env
+from tests.support.servers import pg_admin
 
 
 @pytest.fixture()
 def scratch_engine():
     """A database of its own, so these tests can add migrations and many schemas without touching the others."""
     name = f"medbill_mig_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+    with psycopg.connect(pg_admin(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = _admin_url().rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    base = pg_admin().rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     engine = create_engine(f"{base}/{name}", connect_args={"options": "-c search_path=pg_catalog"})
     try:
         yield engine
     finally:
         engine.dispose()
-        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        with psycopg.connect(pg_admin(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
