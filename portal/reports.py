@@ -366,8 +366,7 @@ def report_pdf(slug: str):
     key = reports.monthly_summary_key(access.slug, month)
     if not pdf_available(access, month):
         raise NotFound("no PDF for this month yet")
-    url = storage.presigned_url(key, expires_in=builders.LINK_SECONDS,
-                                download_name=f"{access.slug}-monthly-summary-{month:%Y-%m}.pdf")  # fmt: skip
+    url = storage.presigned_url(key, download_name=f"{access.slug}-monthly-summary-{month:%Y-%m}.pdf")
     s = tenant_db(access)
     audit.record_access(s, access, "report", f"{month:%Y-%m}", "download", {"report": "monthly_summary_pdf"},
                         ip=request.remote_addr)  # fmt: skip
