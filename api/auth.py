@@ -163,9 +163,8 @@ def request_password_reset(body):
     session = db_session()
     st = _services().settings
     accounts.start_password_reset(
-        session, _services().dispatcher, email=body["email"], ip=request.remote_addr, public_url=st.public_url,
-        minutes=st.password_reset_minutes,
-    )  # fmt: skip
+        session, _services().dispatcher, email=body["email"], ip=request.remote_addr, minutes=st.password_reset_minutes
+    )
     session.commit()
     return {"message": RESET_ANSWER}
 

@@ -31,8 +31,6 @@ blp = Blueprint(
     "audited downloads",
 )
 
-LINK_SECONDS = 300
-
 
 class DocumentOut(Schema):
     id = fields.String(required=True, metadata={"description": "e.g. eob-12-345 (EOB of claim 345 in deposit 12)"})
@@ -185,8 +183,9 @@ def download_document(args, slug: str, doc_id: str):
     session = db_session()
     doc = documents.find_document(session, access().slug, doc_id)
     storage = current_app.extensions["medbill"].storage
-    url = documents.audited_download(session, storage, access(), doc, expires_in=LINK_SECONDS, ip=request.remote_addr)
+    url = documents.audited_download(session, storage, access(), doc, ip=request.remote_addr)
     session.commit()
     if args["redirect"]:
         return redirect(url, code=302)
-    return {"url": url, "expires_in": LINK_SECONDS, "filename": doc.filename}
+    return {"url": url, "expires_in": current_app.extensions["medbill"].settings.file_link_seconds,
+            "filename": doc.filename}  # fmt: skip

@@ -43,7 +43,7 @@ from billing.report_reads import (
 )
 from integrations.storage import StorageKeyNotFound
 from medbill.errors import Forbidden, Invalid, NotFound
-from medbill.web import LINK_SECONDS, csv_response
+from medbill.web import csv_response
 from tenants import audit
 
 blp = Blueprint(
@@ -429,7 +429,7 @@ def monthly_summary_pdf(args, slug: str):
     try:
         if not storage.exists(key):
             raise StorageKeyNotFound(key)
-        url = storage.presigned_url(key, expires_in=LINK_SECONDS, download_name=filename)
+        url = storage.presigned_url(key, download_name=filename)  # lives MEDBILL_FILE_LINK_SECONDS
     except StorageKeyNotFound as exc:
         raise NotFound(
             f"no monthly summary PDF for {month_label(month)} yet: it is made on the 1st of the following month",
@@ -440,7 +440,8 @@ def monthly_summary_pdf(args, slug: str):
     session.commit()
     if args["redirect"]:
         return redirect(url, code=302)
-    return {"url": url, "expires_in": LINK_SECONDS, "filename": filename}
+    return {"url": url, "expires_in": current_app.extensions["medbill"].settings.file_link_seconds,
+            "filename": filename}  # fmt: skip
 
 
 @blp.route("/reports/company-overview", methods=["GET"])

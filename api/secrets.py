@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from api.security import db_session, policy, principal
+from billing.secret_uses import delete_unused_secret
 from tenants import secrets
 
 blp = Blueprint(
@@ -80,8 +81,9 @@ def put_secret(args, body, name: str):
 @blp.arguments(CompanyArgs, location="query")
 @blp.response(204)
 def delete_secret(args, name: str):
-    """Delete a secret (audited). A transport that still names it is refused when it next connects."""
+    """Delete a secret (audited). 409 `secret_in_use`, nothing deleted, while a connection of the company (a
+    practice's clearinghouse transport or agency delivery) names it: `errors.used_by` lists them."""
     session = db_session()
     company = secrets.admin_company(session, principal(), args["company"])
-    secrets.delete_secret(session, company.id, name, user_id=principal().user_id)
+    delete_unused_secret(session, company.id, name, user_id=principal().user_id)
     session.commit()

@@ -202,7 +202,7 @@ def _validate_sftp(
         name = settings[key]
         if not isinstance(name, str) or not secrets.NAME_RE.match(name):
             errors[f"{field}.{key}"] = [secrets.NAME_RULE]
-        elif not secrets.exists(session, company_id, name):
+        elif not secrets.exists(session, company_id, name, hold=True):  # not deleted under the save
             errors[f"{field}.{key}"] = [
                 f"no secret named {name!r} in this company (PUT /api/v1/company/secrets/{name})"
             ]

@@ -485,24 +485,24 @@ def find_document(session: Session, slug: str, doc_id: str) -> Document:
     return document
 
 
-def download_link(session: Session, storage: Storage, document: Document, *, expires_in: int = 300) -> str:
+def download_link(session: Session, storage: Storage, document: Document) -> str:
     """A short-lived link to the document's bytes: presigned by S3, or the web app's signed file link with local
-    storage (both from the one storage client). NotFound while the file is not (yet) in storage."""
+    storage (both from the one storage client, living MEDBILL_FILE_LINK_SECONDS). NotFound while the file is not
+    (yet) in storage."""
     kind = KINDS[document.kind]
     if kind.prepare is not None:
         kind.prepare(session, storage, document)
     try:
-        return storage.presigned_url(document.storage_key, expires_in=expires_in, download_name=document.filename)
+        return storage.presigned_url(document.storage_key, download_name=document.filename)
     except StorageKeyNotFound as exc:
         raise NotFound(f"{document.title} {kind.missing}", errors={"document": ["not in storage yet"]}) from exc
 
 
 def audited_download(
-    session: Session, storage: Storage, access: PracticeAccess, document: Document, *, expires_in: int = 300,
-    ip: str | None = None,
-) -> str:  # fmt: skip
+    session: Session, storage: Storage, access: PracticeAccess, document: Document, *, ip: str | None = None
+) -> str:
     """`download_link`, with the audit entry of the download (in the caller's transaction: the caller commits)."""
-    url = download_link(session, storage, document, expires_in=expires_in)
+    url = download_link(session, storage, document)
     detail = {"kind": document.kind, "claim_id": document.claim_id, "deposit_id": document.deposit_id}
     audit.record_access(session, access, "document", document.id, "download", detail, ip=ip)
     return url

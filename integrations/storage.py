@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# Life of a download link when the caller does not configure one (MEDBILL_FILE_LINK_SECONDS, medbill.config).
+DEFAULT_LINK_SECONDS = 300
 
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 # S3 error codes that mean "no such object"; HEAD responses carry no body, so only the status shows.
@@ -85,7 +87,10 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def presigned_url(self, key: str, expires_in: int = 900, download_name: str | None = None) -> str: ...
+    def presigned_url(self, key: str, expires_in: int | None = None, download_name: str | None = None) -> str:
+        """A short-lived link to ``key``: ``expires_in`` seconds (None: the storage's ``link_seconds``), never longer
+        than ``link_seconds``."""
+        ...
 
     def check(self) -> None: ...
 
@@ -168,6 +173,7 @@ class S3Storage:
         connect_timeout: float = 5,
         read_timeout: float = 30,
         max_attempts: int = 5,
+        link_seconds: int = DEFAULT_LINK_SECONDS,
     ) -> None:
         if not bucket:
             raise StorageError("S3 bucket name is empty")
@@ -180,6 +186,7 @@ class S3Storage:
         self.endpoint_url = endpoint_url
         self.sse = sse
         self.sse_kms_key_id = sse_kms_key_id
+        self.link_seconds = link_seconds
 
         s3_options: dict[str, Any] = {}
         if endpoint_url:
@@ -307,7 +314,7 @@ class S3Storage:
         full_key = self._full_key(key)
         return self._head(full_key) is not None
 
-    def presigned_url(self, key: str, expires_in: int = 900, download_name: str | None = None) -> str:
+    def presigned_url(self, key: str, expires_in: int | None = None, download_name: str | None = None) -> str:
         full_key = self._full_key(key)
         # Signing is offline and would happily sign a URL that can only ever 404.
         if self._head(full_key) is None:
@@ -316,7 +323,9 @@ class S3Storage:
         if download_name:
             params["ResponseContentDisposition"] = content_disposition(download_name)
         try:
-            return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+            return self._client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=_link_life(expires_in, self.link_seconds)
+            )
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("presign get_object", full_key, exc) from exc
 
@@ -345,9 +354,11 @@ class LocalStorage:
         root: Path,
         *,
         url_signer: Callable[[str, int, str | None], str] | None = None,
+        link_seconds: int = DEFAULT_LINK_SECONDS,
     ) -> None:
         self.root = Path(root)
         self.url_signer = url_signer
+        self.link_seconds = link_seconds
 
     def __repr__(self) -> str:
         return f"LocalStorage(root={str(self.root)!r})"
@@ -410,12 +421,12 @@ class LocalStorage:
         data_path, _ = self._paths(key)
         return data_path.is_file()
 
-    def presigned_url(self, key: str, expires_in: int = 900, download_name: str | None = None) -> str:
+    def presigned_url(self, key: str, expires_in: int | None = None, download_name: str | None = None) -> str:
         data_path, _ = self._paths(key)
         if not data_path.is_file():
             raise StorageKeyNotFound(key, f"storage key not found: {key} under {self.root}")
         if self.url_signer is not None:
-            return self.url_signer(key, expires_in, download_name)
+            return self.url_signer(key, _link_life(expires_in, self.link_seconds), download_name)
         return data_path.as_uri()
 
     def check(self) -> None:
@@ -427,6 +438,13 @@ class LocalStorage:
                 pass
         except OSError as exc:
             raise StorageError(f"local storage root {self.root} is not writable: {exc}") from exc
+
+
+def _link_life(expires_in: int | None, link_seconds: int) -> int:
+    """Seconds a link lives: what the caller asked for, at most the configured life (one setting bounds them all)."""
+    if expires_in is None:
+        return link_seconds
+    return max(1, min(expires_in, link_seconds))
 
 
 # -------------------------------------------------------------------------------------------- setup
@@ -442,8 +460,10 @@ def storage_from_settings(
     s3_prefix: str = "",
     s3_sse: str | None = "AES256",
     s3_create_bucket: bool = False,
+    link_seconds: int = DEFAULT_LINK_SECONDS,
 ) -> Storage:
-    """S3Storage when a bucket is configured, else LocalStorage under ``local_root``."""
+    """S3Storage when a bucket is configured, else LocalStorage under ``local_root``; either makes download links of
+    ``link_seconds``."""
     # An empty env var (S3_BUCKET=) means "not configured", not "bucket named ''".
     if s3_bucket:
         return S3Storage(
@@ -453,5 +473,6 @@ def storage_from_settings(
             prefix=s3_prefix,
             sse=s3_sse,
             create_bucket=s3_create_bucket,
+            link_seconds=link_seconds,
         )
-    return LocalStorage(Path(local_root), url_signer=url_signer)
+    return LocalStorage(Path(local_root), url_signer=url_signer, link_seconds=link_seconds)

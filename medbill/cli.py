@@ -12,12 +12,16 @@ import threading
 import click
 from sqlalchemy import select
 
-from medbill.config import Settings
+from medbill.config import Settings, SettingsError
 from medbill.logging_config import configure_logging
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    # A bad value is one line naming the variable and its bounds, not a traceback.
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _servers(settings: Settings, *, database: bool = True, redis: bool = True) -> Settings:

@@ -8,6 +8,28 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# Bounds of MEDBILL_FILE_LINK_SECONDS: shorter than 30 s a slow browser cannot follow the redirect in time; longer
+# than an hour a leaked link stays useful too long.
+FILE_LINK_SECONDS_RANGE = (30, 3600)
+
+
+class SettingsError(ValueError):
+    """A setting's value is not acceptable; the message names the variable, what it holds and what is allowed."""
+
+
+def _bounded_int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """The integer variable ``name`` (``default`` when unset or empty), refused outside ``low``..``high``."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number of seconds ({low}..{high})") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range: it must be between {low} and {high} seconds")
+    return value
+
 
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
@@ -47,8 +69,9 @@ class Settings:
     login_window_seconds: int = 900
     # Reverse proxies in front of the web processes whose X-Forwarded-For/-Proto are trusted (0: none, serve direct).
     proxy_hops: int = 0
-    # Longest life of a web-app file link (local storage's stand-in for presigned URLs, tenants/file_links.py).
-    file_link_seconds: int = 120
+    # Life of every download link: the S3 presigned URL, the web app's file link (local storage's stand-in,
+    # tenants/file_links.py) and the `expires_in` the API answers with it (MEDBILL_FILE_LINK_SECONDS).
+    file_link_seconds: int = 300
     # Outgoing mail (the doctors' monthly summary): None writes .eml files under the data dir instead.
     smtp_url: str | None = None
     mail_from: str = "medbill <no-reply@medbill.invalid>"
@@ -100,7 +123,7 @@ class Settings:
             login_failures_per_address=int(env.get("MEDBILL_LOGIN_FAILURES_PER_ADDRESS", "50")),
             login_window_seconds=int(env.get("MEDBILL_LOGIN_WINDOW_SECONDS", "900")),
             proxy_hops=int(env.get("MEDBILL_PROXY_HOPS", "0")),
-            file_link_seconds=int(env.get("MEDBILL_FILE_LINK_SECONDS", "120")),
+            file_link_seconds=_bounded_int(env, "MEDBILL_FILE_LINK_SECONDS", 300, *FILE_LINK_SECONDS_RANGE),
             smtp_url=env.get("MEDBILL_SMTP_URL") or None,
             mail_from=env.get("MEDBILL_MAIL_FROM") or "medbill <no-reply@medbill.invalid>",
             secrets_key=env.get("MEDBILL_SECRETS_KEY", "").strip(),

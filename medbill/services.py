@@ -67,6 +67,7 @@ def make_storage(settings: Settings) -> Storage:
         s3_sse=settings.s3_sse,
         local_root=settings.data_dir / "storage",
         url_signer=file_url_signer(settings),
+        link_seconds=settings.file_link_seconds,
     )
 
 

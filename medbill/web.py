@@ -1,14 +1,11 @@
 """HTTP helpers the API and the portal share (both are Flask edges over billing/): a report table as a CSV
-download, and how long a download link lives."""
+download."""
 
 from __future__ import annotations
 
 from flask import Response
 
 from billing.report_reads import csv_text
-
-# Seconds a short-lived storage link stays valid (documents, report PDFs).
-LINK_SECONDS = 300
 
 
 def csv_response(name: str, table: tuple[list[str], list[list]]) -> Response:

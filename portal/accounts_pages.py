@@ -109,9 +109,8 @@ def password_forgot():
         s = db()
         st = _services().settings
         accounts.start_password_reset(
-            s, _services().dispatcher, email=form.email.data, ip=request.remote_addr, public_url=st.public_url,
-            minutes=st.password_reset_minutes,
-        )  # fmt: skip
+            s, _services().dispatcher, email=form.email.data, ip=request.remote_addr, minutes=st.password_reset_minutes
+        )
         s.commit()
         sent = True
     status = 422 if form.errors else 200

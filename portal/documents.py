@@ -24,7 +24,6 @@ from tenants import audit
 from tenants.authz import PracticeAccess
 
 PER_PAGE = 25
-LINK_SECONDS = 300
 
 
 def _readable(access: PracticeAccess) -> PracticeAccess | None:
@@ -132,7 +131,7 @@ def document_download(slug: str, doc_id: str):
     doc = documents.find_document(s, access.slug, doc_id)
     storage = current_app.extensions["medbill"].storage
     try:
-        url = documents.audited_download(s, storage, access, doc, expires_in=LINK_SECONDS, ip=request.remote_addr)
+        url = documents.audited_download(s, storage, access, doc, ip=request.remote_addr)
     except NotFound as exc:
         # Known document, file not rendered yet: say so (the message names the document, no patient data).
         return render_error(404, exc.message[:1].upper() + exc.message[1:] + ". Try again in a minute.")

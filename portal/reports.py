@@ -23,7 +23,7 @@ from billing import reports
 from integrations import charts
 from integrations.storage import StorageError
 from medbill.errors import Forbidden, Invalid, NotFound
-from medbill.web import LINK_SECONDS, csv_response
+from medbill.web import csv_response
 from portal.views import _page_arg, bp, db, principal, tenant_db
 from tenants import audit
 from tenants.authz import PracticeAccess, resolve_practice
@@ -367,8 +367,7 @@ def report_pdf(slug: str):
     key = reports.monthly_summary_key(access.slug, month)
     if not pdf_available(access, month):
         raise NotFound("no PDF for this month yet")
-    url = storage.presigned_url(key, expires_in=LINK_SECONDS,
-                                download_name=f"{access.slug}-monthly-summary-{month:%Y-%m}.pdf")  # fmt: skip
+    url = storage.presigned_url(key, download_name=f"{access.slug}-monthly-summary-{month:%Y-%m}.pdf")
     s = tenant_db(access)
     audit.record_access(s, access, "report", f"{month:%Y-%m}", "download", {"report": "monthly_summary_pdf"},
                         ip=request.remote_addr)  # fmt: skip

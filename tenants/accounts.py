@@ -210,12 +210,18 @@ class ResetLink:
     raw: str  # the secret of the link, shown only in the mail
     email: str
     full_name: str
+    minutes: int  # how long the link works from the request
 
 
-def request_reset(session: Session, email: str, *, minutes: int, ip: str | None = None) -> ResetLink | None:
-    """A one-use reset link for an active user with a password, stored as its hash; None for any other email
-    (unknown, deactivated, a service account), which the caller answers exactly like a known one. An earlier
-    unused link of the user stops working."""
+def reset_url(public_url: str, raw: str) -> str:
+    """The address of a reset link (the portal's page; the API's confirm takes the same token)."""
+    return f"{public_url}/password/reset?token={raw}"
+
+
+def request_reset(session: Session, email: str, *, minutes: int, ip: str | None = None) -> int | None:
+    """The id of a new reset request of an active user with a password, its link not made yet (the mail job makes
+    it: ``mint_reset_link``); None for any other email (unknown, deactivated, a service account), which the caller
+    answers exactly like a known one. An earlier unused link of the user stops working."""
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None or not user.is_active or user.is_service_account:
         return None
@@ -224,16 +230,33 @@ def request_reset(session: Session, email: str, *, minutes: int, ip: str | None 
         select(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
     ):
         old.used_at = now
-    raw = RESET_PREFIX + secrets.token_urlsafe(32)
     expires_at = now + timedelta(minutes=minutes)
-    reset = PasswordReset(user_id=user.id, token_hash=token_hash(raw), expires_at=expires_at, ip=ip)
+    reset = PasswordReset(user_id=user.id, token_hash=None, expires_at=expires_at, ip=ip)
     session.add(reset)
     session.flush()
     audit.record(
         session, user_id=user.id, practice_id=None, object_type="password_reset", object_id=reset.id,
         action="request", detail={"expires_at": reset.expires_at.isoformat()}, ip=ip,
     )  # fmt: skip
-    return ResetLink(raw=raw, email=user.email, full_name=user.full_name)
+    return reset.id
+
+
+def mint_reset_link(session: Session, reset_id: int) -> ResetLink | None:
+    """Make the link of a stored reset request, for its mail: a new secret whose hash replaces any earlier one (a
+    retried mail job mints again, and only the link last mailed works). None when the request is no longer live:
+    used, voided (a later request, a password change, a deactivation), expired, or its user may not reset any
+    more. The row is locked until the caller commits, which it does before sending the mail."""
+    reset = session.scalar(select(PasswordReset).where(PasswordReset.id == reset_id).with_for_update())
+    if reset is None or reset.used_at is not None or reset.expires_at <= datetime.now(UTC):
+        return None
+    user = session.get(User, reset.user_id)
+    if user is None or not user.is_active or user.is_service_account:
+        return None
+    raw = RESET_PREFIX + secrets.token_urlsafe(32)
+    reset.token_hash = token_hash(raw)
+    session.flush()
+    minutes = max(1, round((reset.expires_at - reset.created_at).total_seconds() / 60))
+    return ResetLink(raw=raw, email=user.email, full_name=user.full_name, minutes=minutes)
 
 
 _INVALID_LINK = "this reset link is invalid, used or expired: ask for a new one"
@@ -397,21 +420,19 @@ def record_failed_sign_in(
     )  # fmt: skip
 
 
-def start_password_reset(
-    session: Session, dispatcher, *, email: str, ip: str | None, public_url: str, minutes: int
-) -> None:
-    """The one reset request flow (API and portal): counted against its limits, a link made for a user that may
-    reset, and its mail queued after the caller's commit. Nothing tells the caller which of these happened."""
+def start_password_reset(session: Session, dispatcher, *, email: str, ip: str | None, minutes: int) -> None:
+    """The one reset request flow (API and portal): counted against its limits, a request stored for a user that
+    may reset, and its mail job (which makes the link) queued after the caller's commit. Nothing tells the caller
+    which of these happened."""
     if not reset_request_allowed(dispatcher.redis, email, ip):
         audit.record(
             session, user_id=None, practice_id=None, object_type="password_reset", object_id=None,
             action="throttled", detail={"email": (email or "").strip().lower()[:254]}, ip=ip,
         )  # fmt: skip
         return
-    link = request_reset(session, email, minutes=minutes, ip=ip)
-    if link is None:
+    reset_id = request_reset(session, email, minutes=minutes, ip=ip)
+    if reset_id is None:
         return
-    url = f"{public_url}/password/reset?token={link.raw}"
-    dispatcher.enqueue_after_commit(
-        session, "default", "jobs.accounts.send_password_reset", link.email, link.full_name, url, minutes
-    )
+    # Only the request's id goes to the job: RQ keeps a job's arguments in Redis in clear, so the link (and the
+    # address) stay out of them; the job mints the link (mint_reset_link) and mails it.
+    dispatcher.enqueue_after_commit(session, "default", "jobs.accounts.send_password_reset", reset_id)

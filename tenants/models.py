@@ -146,13 +146,14 @@ class ApiToken(SharedBase):
 
 class PasswordReset(SharedBase):
     """A password reset link sent by mail: stored only as a SHA-256 of its secret, usable once, until expires_at.
-    A later reset, a password change or a deactivation voids the user's outstanding ones (used_at set)."""
+    A later reset, a password change or a deactivation voids the user's outstanding ones (used_at set).
+    `token_hash` is null until the mail job mints the link (the link is never in a job's arguments)."""
 
     __tablename__ = "password_resets"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = utcnow_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -35,7 +35,9 @@ __all__ = [
     "SecretsUnavailable",
     "admin_company",
     "delete_secret",
+    "exists",
     "list_secrets",
+    "lock_secret",
     "put_secret",
     "reveal",
     "validate_name",
@@ -146,10 +148,13 @@ def _audit(session: Session, user_id: int | None, company_id: int, name: str, ac
     )
 
 
-def _get(session: Session, company_id: int, name: str) -> CompanySecret | None:
-    return session.scalar(
-        select(CompanySecret).where(CompanySecret.company_id == company_id, CompanySecret.name == name)
-    )
+def _get(session: Session, company_id: int, name: str, *, lock: str | None = None) -> CompanySecret | None:
+    query = select(CompanySecret).where(CompanySecret.company_id == company_id, CompanySecret.name == name)
+    if lock == "update":
+        query = query.with_for_update()
+    elif lock == "key share":
+        query = query.with_for_update(key_share=True, read=True)
+    return session.scalar(query)
 
 
 def put_secret(
@@ -173,6 +178,8 @@ def put_secret(
 
 
 def delete_secret(session: Session, company_id: int, name: str, *, user_id: int | None) -> None:
+    """Delete the secret, whoever names it: callers go through billing.secret_uses.delete_unused_secret, which
+    refuses while a connection still names it."""
     row = _get(session, company_id, validate_name(name))
     if row is None:
         raise NotFound(f"no secret named {name!r} in this company")
@@ -189,8 +196,18 @@ def list_secrets(session: Session, company_id: int) -> list[CompanySecret]:
     )
 
 
-def exists(session: Session, company_id: int, name: str) -> bool:
-    return _get(session, company_id, name) is not None
+def exists(session: Session, company_id: int, name: str, *, hold: bool = False) -> bool:
+    """Whether the company has the secret. ``hold``: keep it from being deleted until the caller's transaction
+    ends (a connection being saved that names it; billing.secret_uses locks it before looking for users)."""
+    return _get(session, company_id, name, lock="key share" if hold else None) is not None
+
+
+def lock_secret(session: Session, company_id: int, name: str) -> CompanySecret:
+    """The secret's row, locked for deletion until the caller's transaction ends; NotFound when there is none."""
+    row = _get(session, company_id, validate_name(name), lock="update")
+    if row is None:
+        raise NotFound(f"no secret named {name!r} in this company")
+    return row
 
 
 def reveal(session: Session, box: SecretBox, company_id: int, name: str) -> str:

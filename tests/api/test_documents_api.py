@@ -205,7 +205,7 @@ def test_download_is_audited_and_is_the_pdf(client, services, posted, roles):
                       headers=headers)  # fmt: skip
     assert link.status_code == 200, link.get_json()
     body = link.get_json()
-    assert body["expires_in"] == 300 and body["filename"].startswith("eob-payment-")
+    assert body["expires_in"] == services.settings.file_link_seconds and body["filename"].startswith("eob-payment-")
     assert "Sunrise Family Practice" in _pdf_text(_fetch(body["url"]))
     assert [a.object_id for a in _audits(services, posted.bp.slug, "download")][
         -1

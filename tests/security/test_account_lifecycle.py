@@ -202,7 +202,8 @@ def test_password_change_through_the_api_keeps_only_the_calling_token(app, clien
 @pytest.fixture()
 def mailed(monkeypatch, settings, services, tmp_path):
     """Runs the queued reset mail jobs for one address through the job function, into an outbox folder; returns
-    the token of the link in the newest message (None when no job was queued for the address)."""
+    the token of the link in the newest message (None when no job was queued for the address). A job's arguments
+    are the reset request's id only: no link, no token, no address."""
     mailer = OutboxMailer(tmp_path / "outbox", "medbill <no-reply@example.test>")
     rt = Runtime(settings=settings, db=services.db, storage=services.storage, dispatcher=services.dispatcher,
                  mailer=mailer)  # fmt: skip
@@ -211,7 +212,14 @@ def mailed(monkeypatch, settings, services, tmp_path):
     def run(address: str) -> str | None:
         queue = Queue("default", connection=services.redis)
         jobs = [j for j in queue.get_jobs() if j.func_name == "jobs.accounts.send_password_reset"]
-        mine = [j for j in jobs if j.args[0] == address]
+        with services.db.shared_session() as s:
+            ids = set(
+                s.scalars(select(PasswordReset.id).join(User, User.id == PasswordReset.user_id).where(
+                    User.email == address))
+            )  # fmt: skip
+        for job in jobs:
+            assert len(job.args) == 1 and isinstance(job.args[0], int) and not job.kwargs, job.args
+        mine = [j for j in jobs if j.args[0] in ids]
         for job in mine:
             accounts_job.send_password_reset(*job.args)
             job.delete()
@@ -262,6 +270,64 @@ def test_reset_link_is_one_use_and_ends_every_session_and_token(app, client, ser
     assert again.status_code == 422
     assert _api_works(client, login(client, fresh_user, NEW_PASSWORD)) == 200
     assert _audit(services, object_type="password_reset", action="use")
+
+
+def _queued_resets(services) -> list:
+    queue = Queue("default", connection=services.redis)
+    return [j for j in queue.get_jobs() if j.func_name == "jobs.accounts.send_password_reset"]
+
+
+def test_the_reset_job_carries_only_the_requests_id_and_mints_a_link_that_works(
+    client, services, fresh_user, address, mailed
+):
+    user_id = _user(services, fresh_user).id
+    before = {j.id for j in _queued_resets(services)}
+    client.post("/api/v1/auth/password-reset", json={"email": fresh_user}, environ_base={"REMOTE_ADDR": address})
+    (job,) = [j for j in _queued_resets(services) if j.id not in before]
+    with services.db.shared_session() as s:
+        reset = s.scalars(select(PasswordReset).where(PasswordReset.user_id == user_id)).one()
+    # RQ keeps the arguments in Redis in clear: only the request's id is there, and no link exists yet.
+    assert job.args == (reset.id,) and job.kwargs == {}
+    assert reset.token_hash is None
+    stored_job = b"".join(v for v in services.redis.hgetall(job.key).values())
+    raw = mailed(fresh_user)
+    assert raw and raw.encode() not in stored_job and b"/password/reset" not in stored_job
+    assert fresh_user.encode() not in stored_job
+    with services.db.shared_session() as s:
+        assert s.get(PasswordReset, reset.id).token_hash is not None  # minted by the job, kept as a hash
+    done = client.post("/api/v1/auth/password-reset/confirm", json={"token": raw, "new_password": NEW_PASSWORD})
+    assert done.status_code == 204, done.get_data(as_text=True)
+    assert _api_works(client, login(client, fresh_user, NEW_PASSWORD)) == 200
+
+
+def test_a_voided_reset_request_mails_nothing_and_a_retried_job_voids_its_earlier_link(
+    settings, services, fresh_user, tmp_path, monkeypatch
+):
+    from tenants.accounts import request_reset
+
+    mailer = OutboxMailer(tmp_path / "outbox", "medbill <no-reply@example.test>")
+    rt = Runtime(settings=settings, db=services.db, storage=services.storage, dispatcher=services.dispatcher,
+                 mailer=mailer)  # fmt: skip
+    monkeypatch.setattr(accounts_job, "runtime", lambda: rt)
+    with services.db.shared_session() as s:
+        first = request_reset(s, fresh_user, minutes=30)
+        second = request_reset(s, fresh_user, minutes=30)  # voids the first
+        s.commit()
+    assert accounts_job.send_password_reset(first) == {"status": "void"}
+    assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").glob("*.eml"))
+    assert accounts_job.send_password_reset(second) == {"status": "sent"}
+    assert accounts_job.send_password_reset(second) == {"status": "sent"}  # a retry mints a new link
+
+    def token(message_path) -> str:
+        body = email.message_from_bytes(message_path.read_bytes(), policy=policy.default).get_content()
+        return re.search(r"/password/reset\?token=(\S+)", body).group(1)
+
+    old, new = (token(p) for p in sorted((tmp_path / "outbox").glob("*.eml")))
+    assert old != new
+    from tenants.accounts import reset_is_live
+
+    with services.db.shared_session() as s:
+        assert not reset_is_live(s, old) and reset_is_live(s, new)
 
 
 def test_reset_link_expires(client, services, fresh_user, address, mailed):

@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from datetime import date
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import select, text, update
 
 from billing.reports import monthly_summary_key
+from medbill.config import Settings, SettingsError
 from tenants.models import AuditEntry, FileGrant, Practice, User
 from tests.conftest import login
 from tests.support.portal import sign_in
@@ -93,7 +95,7 @@ def test_a_link_opens_for_the_user_who_asked_and_every_use_is_audited(local_app,
     with local.db.shared_session() as s:
         grant = s.scalars(select(FileGrant).order_by(FileGrant.created_at.desc()).limit(1)).one()
         assert grant.used_at is not None
-        # Short-lived whatever the caller asked for (the report asks for 300 s): at most MEDBILL_FILE_LINK_SECONDS.
+        # Short-lived: MEDBILL_FILE_LINK_SECONDS, the one life of every download link.
         assert (grant.expires_at - grant.created_at).total_seconds() <= local.settings.file_link_seconds + 1
 
 
@@ -190,3 +192,67 @@ def test_grants_expired_for_a_day_are_purged_and_live_ones_kept(local_app, local
         assert s.get(FileGrant, old_hash) is None
     assert client.get(old, headers=headers).status_code == 404
     assert client.get(live, headers=headers).status_code == 200
+
+
+# ------------------------------------------------------------------ one life for every link (MEDBILL_FILE_LINK_SECONDS)
+
+LINK_SECONDS = 97  # not the default (300), so a link that ignores the setting shows
+
+
+@pytest.fixture(scope="module")
+def s3_app(settings, tmp_path_factory, world):
+    """The app on the tests' S3 (moto) with MEDBILL_FILE_LINK_SECONDS set, the PDF of practice A's month stored."""
+    from medbill.app import create_app
+
+    configured = Settings.from_env({"MEDBILL_FILE_LINK_SECONDS": str(LINK_SECONDS)})
+    application = create_app(
+        dataclasses.replace(
+            settings, file_link_seconds=configured.file_link_seconds, data_dir=tmp_path_factory.mktemp("s3links")
+        )
+    )
+    application.config["TESTING"] = True
+    services = application.extensions["medbill"]
+    assert type(services.storage).__name__ == "S3Storage"
+    services.storage.put(monthly_summary_key(world.practices["A"], MONTH), PDF, content_type="application/pdf")
+    yield application
+    services.db.dispose()
+
+
+def _amz_expires(url: str) -> int:
+    (value,) = parse_qs(urlsplit(url).query)["X-Amz-Expires"]
+    return int(value)
+
+
+def test_the_apis_expires_in_and_the_presigned_url_follow_the_setting(s3_app, world):
+    client = s3_app.test_client()
+    headers = login(client, world.users["biller_x"])
+    path = f"/api/v1/practices/{world.practices['A']}/reports/monthly-summary/pdf"
+    body = client.get(path, headers=headers, query_string={"month": "2026-01", "redirect": "false"}).get_json()
+    assert body["expires_in"] == LINK_SECONDS
+    assert _amz_expires(body["url"]) == LINK_SECONDS
+    redirected = client.get(path, headers=headers, query_string={"month": "2026-01"})
+    assert redirected.status_code == 302 and _amz_expires(redirected.headers["Location"]) == LINK_SECONDS
+
+
+def test_the_portals_link_and_every_presign_follow_the_setting(s3_app, world):
+    browser = s3_app.test_client()
+    sign_in(browser, world.users["biller_x"])
+    response = browser.get(f"/practices/{world.practices['A']}/reports/monthly-summary.pdf?month=2026-01")
+    assert response.status_code == 302 and _amz_expires(response.headers["Location"]) == LINK_SECONDS
+    storage = s3_app.extensions["medbill"].storage
+    key = monthly_summary_key(world.practices["A"], MONTH)
+    # Callers that name no life get the setting's; one asking for longer still gets no more than it.
+    assert _amz_expires(storage.presigned_url(key)) == LINK_SECONDS
+    assert _amz_expires(storage.presigned_url(key, expires_in=86400)) == LINK_SECONDS
+    assert _amz_expires(storage.presigned_url(key, expires_in=45)) == 45
+
+
+def test_the_setting_defaults_to_300_and_is_bounded():
+    assert Settings.from_env({}).file_link_seconds == 300
+    assert Settings.from_env({"MEDBILL_FILE_LINK_SECONDS": "30"}).file_link_seconds == 30
+    assert Settings.from_env({"MEDBILL_FILE_LINK_SECONDS": "3600"}).file_link_seconds == 3600
+    for bad in ("29", "3601", "0", "-5"):
+        with pytest.raises(SettingsError, match=r"MEDBILL_FILE_LINK_SECONDS=.* between 30 and 3600"):
+            Settings.from_env({"MEDBILL_FILE_LINK_SECONDS": bad})
+    with pytest.raises(SettingsError, match="MEDBILL_FILE_LINK_SECONDS='5m' is not a whole number"):
+        Settings.from_env({"MEDBILL_FILE_LINK_SECONDS": "5m"})

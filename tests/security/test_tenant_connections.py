@@ -316,6 +316,75 @@ def test_secrets_are_write_only_and_company_scoped_over_the_api(client, services
     assert client.get("/api/v1/company/secrets", headers=admin).get_json()["items"] == []
 
 
+def _secret_names(client, headers) -> list[str]:
+    return [i["name"] for i in client.get("/api/v1/company/secrets", headers=headers).get_json()["items"]]
+
+
+def test_a_secret_in_use_is_not_deleted_and_the_409_names_who_uses_it(client, services, factory):
+    bp = billing_practice(services, factory)
+    with services.db.shared_session() as s:
+        company = s.scalar(select(BillingCompany).where(BillingCompany.slug == bp.company_slug))
+    second = billing_practice(services, factory, company=company)
+    store_secret(services, bp.company_slug, "shared-pass", "pass-1")
+    store_secret(services, bp.company_slug, "other-pass", "pass-2")
+    admin = login(client, _admin_email(services, factory, bp.company_slug))
+    saved = _put_transport(client, admin, bp.slug, _sftp(2222, password_secret="shared-pass"))
+    assert saved.status_code == 200, saved.get_json()
+    agency = factory.agency([second.slug])
+    url = f"/api/v1/practices/{second.slug}/collections/agencies/{agency.id}"
+    delivery = {"transport": "sftp", "host": "127.0.0.1", "port": 2200, "username": "drop",
+                "private_key_secret": "shared-pass", "host_key_sha256": OTHER_KEY}  # fmt: skip
+    assert client.put(url, headers=admin, json={"sftp": delivery}).status_code == 200
+
+    refused = client.delete("/api/v1/company/secrets/shared-pass", headers=admin)
+    assert refused.status_code == 409, refused.get_json()
+    body = refused.get_json()
+    assert body["code"] == "secret_in_use"
+    assert sorted(body["errors"]["used_by"]) == sorted([
+        f"clearinghouse transport of practice Practice {bp.slug} ({bp.slug})",
+        f"delivery to agency Agency of practice Practice {second.slug} ({second.slug})",
+    ])  # fmt: skip
+    assert bp.slug in body["message"] and second.slug in body["message"]
+    # Nothing deleted: the secret is listed, still opens, and the connections still name it.
+    assert _secret_names(client, admin) == ["other-pass", "shared-pass"]
+    box = secrets.SecretBox.from_settings(services.settings)
+    with services.db.shared_session() as s:
+        assert secrets.reveal(s, box, company.id, "shared-pass") == "pass-1"
+        deletes = s.scalars(
+            select(AuditEntry).where(AuditEntry.object_id == f"{company.id}:shared-pass", AuditEntry.action == "delete")
+        ).all()
+        assert deletes == []
+    with services.db.tenant_session(bp.slug) as s:
+        assert s.get(BillingIdentity, 1).transport["password_secret"] == "shared-pass"
+
+    # Pointed elsewhere, one user left: still refused, naming only that one.
+    assert _put_transport(client, admin, bp.slug, _sftp(2222, password_secret="other-pass")).status_code == 200
+    still = client.delete("/api/v1/company/secrets/shared-pass", headers=admin)
+    assert still.status_code == 409 and len(still.get_json()["errors"]["used_by"]) == 1
+    assert "delivery to agency" in still.get_json()["errors"]["used_by"][0]
+    # No user left: deleted.
+    assert client.put(url, headers=admin, json={"sftp": None}).status_code == 200
+    assert client.delete("/api/v1/company/secrets/shared-pass", headers=admin).status_code == 204
+    assert _secret_names(client, admin) == ["other-pass"]
+    # The one still in use by the transport is refused in turn.
+    assert client.delete("/api/v1/company/secrets/other-pass", headers=admin).status_code == 409
+
+
+def test_an_unused_secret_is_deleted_whatever_another_company_names(client, services, factory):
+    ours = billing_practice(services, factory)
+    theirs = billing_practice(services, factory)
+    for bp in (ours, theirs):
+        store_secret(services, bp.company_slug, "clearinghouse", f"{bp.slug}-pass")
+    their_admin = login(client, _admin_email(services, factory, theirs.company_slug))
+    used = _put_transport(client, their_admin, theirs.slug, _sftp(2222, password_secret="clearinghouse"))
+    assert used.status_code == 200, used.get_json()
+    admin = login(client, _admin_email(services, factory, ours.company_slug))
+    assert client.delete("/api/v1/company/secrets/clearinghouse", headers=admin).status_code == 204
+    assert _secret_names(client, admin) == []
+    assert _secret_names(client, their_admin) == ["clearinghouse"]
+    assert client.delete("/api/v1/company/secrets/clearinghouse", headers=admin).status_code == 404
+
+
 def test_a_ciphertext_moved_to_another_company_does_not_decrypt(services, factory):
     x, y = factory.company(), factory.company()
     store_secret(services, x.slug, "sftp", "only-for-x")
