@@ -272,7 +272,7 @@ def _redact(url: str) -> str:
 def _prepare_database(settings: Settings, *, demo: bool, sandbox: SandboxSetup):
     from sqlalchemy.exc import SQLAlchemyError
 
-    from medbill.demo import demo_logins, demo_present, seed_demo
+    from medbill.demo import demo_claim_summary, demo_logins, demo_present, seed_demo
     from medbill.services import make_storage
     from tenants.db import Database
     from tenants.migrate import migrate_all
@@ -297,6 +297,8 @@ def _prepare_database(settings: Settings, *, demo: bool, sandbox: SandboxSetup):
             say(f"Demo data seeded in {time.monotonic() - started:.0f} s.")
             if not result.created:
                 say("demo data already present (not seeding again).")
+            else:
+                say(demo_claim_summary(db))
             logins = result.logins
         sandbox.practices = _connect_to_sandbox(db, sandbox, settings)
         return logins

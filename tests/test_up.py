@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -160,6 +161,14 @@ def _kill_leftovers(data_dir: Path) -> None:
             pass
 
 
+def _cmdline(proc: psutil.Process) -> str:
+    # Any process on the machine: one may be a zombie, gone by now or another user's (other test runs share it).
+    try:
+        return " ".join(proc.cmdline() or [])
+    except psutil.Error:
+        return ""
+
+
 def _assert_no_secret_on_a_command_line(up: Up, data_dir: Path) -> None:
     """The embedded servers require their generated passwords, and no process `medbill up` started (servers,
     children, their own children) shows one of its secrets on its command line, which `ps` shows to every user."""
@@ -173,7 +182,7 @@ def _assert_no_secret_on_a_command_line(up: Up, data_dir: Path) -> None:
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="medbill", connect_timeout=3)
     processes = psutil.Process(up.proc.pid).children(recursive=True) + [
-        p for p in psutil.process_iter() if str(data_dir) in " ".join(p.cmdline() or [])
+        p for p in psutil.process_iter() if str(data_dir) in _cmdline(p)
     ]
     assert len(processes) >= 5
     for proc in processes:
@@ -202,6 +211,11 @@ def test_up_starts_everything_seeds_demo_and_restarts_on_same_data() -> None:
         out = first.output()
         assert f"http://127.0.0.1:{port}/" in out and "/api/docs" in out, out
         assert logins["biller"].email in out and DEMO_PASSWORD in out, out
+        # One line of how the seeded claims came out; its parts add up, and a year of history paid and denied some.
+        (summary,) = re.findall(r"^demo: (\d+) claims — (\d+) paid, (\d+) denied, (\d+) rejected, (\d+) pending"
+                                r"(?:, (\d+) not sent yet)?(?:, (\d+) closed)?$", out, re.M)  # fmt: skip
+        total, paid, denied, *rest = (int(n or 0) for n in summary)
+        assert total == paid + denied + sum(rest) and paid > 0 and denied > 0, summary
         _assert_no_secret_on_a_command_line(first, data_dir)
 
         token = _login(port, logins["biller"].email)
@@ -236,6 +250,7 @@ def test_up_starts_everything_seeds_demo_and_restarts_on_same_data() -> None:
         running.append(second)
         second.wait_healthy()
         assert "demo data already present" in second.output(), second.output()
+        assert "claims — " not in second.output()  # the summary is the first start's
         token = _login(port, logins["company_admin"].email)
         status, page = _request(port, "GET", f"/api/v1/practices/{slug}/patients?q=UPTEST-1", token=token)
         assert status == 200, page
